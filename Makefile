@@ -1,0 +1,39 @@
+# Two commands on a fresh machine with Python 3.11 and make:
+#   make test   create .venv if missing, install, run the test suite
+#   make demo   create .venv if missing, install, run the pipeline on the embedded default
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: test demo install lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# CPU build of torch from local disk first; the project pins the same version.
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check webshop_env teachable entry_points bench tests
+
+demo: $(STAMP)
+	$(BIN)/python -m webshop_env generate
+	$(BIN)/python -m webshop_env index
+	$(BIN)/python bench/env_throughput.py --sizes 1000
+
+clean:
+	rm -rf $(VENV) .pytest_cache

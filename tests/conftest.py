@@ -1,0 +1,148 @@
+"""Shared fixtures: a tiny hand-written catalogue in WebShop's file format, and an isolated cache."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+SHOE = "Clothing, Shoes & Jewelry › Men › Shoes › Athletic › Running"
+TEA = "Grocery & Gourmet Food › Beverages › Tea › Green"
+
+
+def _shoe(i: int) -> dict:
+    return {
+        "asin": f"B0SHOE{i:04d}",
+        "name": f"Stride Runner {i} Running Shoes for Men",
+        "full_description": f"Lightweight running shoes number {i}.",
+        "small_description": ["Breathable mesh upper", "Rubber sole"],
+        "pricing": f"${30 + i}.00",
+        "customization_options": {
+            "Color": [{"value": "Black/White", "image": None}, {"value": "Navy Blue", "image": None}],
+            "Size": [{"value": "8", "image": None}, {"value": "9", "image": None}, {"value": "10", "image": None}],
+        },
+        "images": [f"https://img.example/shoe{i}.jpg"],
+        "category": "fashion",
+        "query": "Running Shoes ",
+        "product_category": SHOE,
+        "brand": "Stride",
+    }
+
+
+def tiny_products() -> list[dict]:
+    shoes = [_shoe(i) for i in range(1, 24)]
+    specials = [
+        {
+            "asin": "B0TEA00001",
+            "name": "Leafy Organic Green Tea Bags, 100 Count",
+            "full_description": "Organic green tea.  Caffeine  free? No.",
+            "small_description": ["Gluten free", " ", ""],
+            "pricing": "$12.99 - $15.99",
+            "customization_options": {
+                "Flavor Name": [{"value": "Mint", "image": None}, {"value": "Lemon", "image": None}],
+                "Style": [{"value": "Mint", "image": None}, {"value": "Loose", "image": None}],
+            },
+            "images": [],
+            "category": "food",
+            "query": "green tea",
+            "product_category": TEA,
+        },
+        {
+            "asin": "B0ZEBRA001",
+            "name": "Zebra Pattern Yoga Mat",
+            "full_description": "",
+            "small_description": [],
+            "pricing": "",
+            "customization_options": None,
+            "images": ["https://img.example/mat.jpg"],
+            "category": "sports",
+            "query": "yoga mat",
+            "product_category": "Sports & Outdoors › Exercise & Fitness › Yoga › Mats",
+        },
+        {
+            "asin": "B0LUXE0001",
+            "name": "Grand Leather Sofa",
+            "full_description": "\n",
+            "small_description": "Full grain leather",
+            "pricing": "$1,299.99",
+            "customization_options": {},
+            "images": ["https://img.example/sofa.jpg"],
+            "category": "furniture",
+            "query": "sofa",
+            "product_category": "Home & Kitchen › Furniture › Living Room › Sofas",
+        },
+        dict(_shoe(1), asin="B0SHOE0001", name="Duplicate row that must be skipped"),
+        dict(_shoe(2), asin="nan"),
+        dict(_shoe(3), asin="B0TOOLONGASIN"),
+    ]
+    return shoes + specials
+
+
+def tiny_attributes() -> dict:
+    attrs = {f"B0SHOE{i:04d}": {"attributes": ["rubber sole", "breathable mesh"]} for i in range(1, 24)}
+    attrs["B0TEA00001"] = {
+        "attributes": ["gluten free", "organic"],
+        "instruction": "Find me gluten free green tea bags",
+        "instruction_attributes": ["gluten free"],
+    }
+    attrs["B0ZEBRA001"] = {"attributes": []}
+    return attrs  # the sofa is absent on purpose: it gets DUMMY_ATTR
+
+
+def tiny_human() -> dict:
+    human = {
+        f"B0SHOE{i:04d}": [
+            {
+                "asin": f"B0SHOE{i:04d}",
+                "instruction": f"i need running shoes with a rubber sole in navy blue, size 9, model {i}.",
+                "instruction_attributes": ["rubber sole"],
+                "instruction_options": ["navy blue", "9"],
+            }
+        ]
+        for i in range(1, 24)
+    }
+    human["B0TEA00001"] = [
+        {"asin": "B0TEA00001", "instruction": "i want gluten free green tea bags with mint flavor",
+         "instruction_attributes": ["gluten free"], "instruction_options": ["mint"]},
+        {"asin": "B0TEA00001", "instruction": "skipped: no attributes",
+         "instruction_attributes": [], "instruction_options": []},
+    ]
+    human["B0ZEBRA001"] = [
+        {"asin": "B0ZEBRA001", "instruction": "find me a zebra yoga mat.",
+         "instruction_attributes": ["zebra pattern"], "instruction_options": []},
+    ]
+    return human
+
+
+def write_tiny_catalog(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "items_shuffle.json").write_text(json.dumps(tiny_products()))
+    (out / "items_ins_v2.json").write_text(json.dumps(tiny_attributes()))
+    (out / "items_human_ins.json").write_text(json.dumps(tiny_human()))
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Keep generated catalogues and indexes out of the user's cache."""
+    root = tmp_path_factory.mktemp("webshop_cache")
+    os.environ["WEBSHOP_ENV_CACHE"] = str(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_catalog(tmp_path_factory.mktemp("tiny_catalog"))
+
+
+@pytest.fixture(scope="session")
+def tiny_shop(tiny_data_dir: Path):
+    from webshop_env.env import Shop
+
+    return Shop.load(tiny_data_dir, tagger_backend="heuristic")

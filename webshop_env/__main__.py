@@ -1,0 +1,3 @@
+from webshop_env.cli import main
+
+main()

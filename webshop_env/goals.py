@@ -1,0 +1,137 @@
+"""Shopping goals as WebShop builds them, with a seeded price cap and WebShop's goal order.
+
+Human goals come from `items_human_ins.json` (one goal per instruction with non-empty
+`instruction_attributes`); synthetic goals from the `instruction` of `items_ins_v2.json`,
+one per combination of the product's option values. The price cap draws two of the (up to
+four) price bins above the product's price and keeps the larger; with fewer than two bins
+above, the cap is 1,000,000 and the instruction carries no price text. The original drew
+these from the unseeded global RNG; here a private `random.Random(goal_seed)` draws them.
+
+Goals are then shuffled with a private `random.Random(233)`, the seed WebShop uses, so the
+published splits select the same positions: for the full human goal set, test is 0-499,
+dev 500-1499 and train 1500+. Smaller goal sets keep the same proportions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import defaultdict
+from typing import Any
+
+from webshop_env.catalog import Catalog, CatalogError
+
+PRICE_BINS = tuple(10.0 * i for i in range(1, 100))
+NO_PRICE_CAP = 1000000
+GOAL_SHUFFLE_SEED = 233
+FULL_HUMAN_GOALS = 12087
+TEST_END, DEV_END = 500, 1500
+SPLITS = ("test", "dev", "train")
+
+
+def price_cap(price: float, rng: random.Random) -> tuple[float, str]:
+    """Return (price_upper, price text appended to the instruction)."""
+    above = [p for p in PRICE_BINS if p > price][:4]
+    if len(above) < 2:
+        return NO_PRICE_CAP, ""
+    _, upper = sorted(rng.sample(above, 2))
+    return upper, f", and price lower than {upper:.2f} dollars"
+
+
+def _goal(product: dict[str, Any], instruction: str, attributes: list[str], upper: float, options: Any) -> dict[str, Any]:
+    return {
+        "asin": product["asin"],
+        "category": product["category"],
+        "query": product["query"],
+        "name": product["name"],
+        "product_category": product["product_category"],
+        "instruction_text": instruction,
+        "attributes": attributes,
+        "price_upper": upper,
+        "goal_options": options,
+        "weight": 1,
+    }
+
+
+def human_goals(catalog: Catalog, rng: random.Random) -> list[dict[str, Any]]:
+    """One goal per human instruction with attributes, in catalogue order."""
+    goals = []
+    for product, price in zip(catalog.products, catalog.prices, strict=True):
+        for ins in catalog.human_instructions.get(product["asin"], []):
+            if not ins["instruction_attributes"]:
+                continue  # WebShop skips instructions without attributes
+            upper, price_text = price_cap(price, rng)
+            text = ins["instruction"].strip(".") + price_text
+            goals.append(_goal(product, text, ins["instruction_attributes"], upper, ins["instruction_options"]))
+    return goals
+
+
+def synthetic_goals(catalog: Catalog, rng: random.Random) -> list[dict[str, Any]]:
+    """One goal per option combination of every product with a synthetic instruction."""
+    goals = []
+    attr_counts: dict[str, int] = defaultdict(int)
+    for product, price in zip(catalog.products, catalog.prices, strict=True):
+        record = catalog.attributes.get(product["asin"], {})
+        instruction = record.get("instruction")
+        if instruction is None:
+            continue
+        attributes = record.get("instruction_attributes") or []
+        if not attributes:
+            raise CatalogError(f"items_ins_v2: {product['asin']} has an instruction but no 'instruction_attributes'.")
+        upper, price_text = price_cap(price, rng)
+        names = sorted(product["options"])
+        for combo in itertools.product(*(product["options"][n] for n in names)):
+            goal_options = dict(zip(names, combo, strict=True))
+            option_text = ", and ".join(f"{k}: {v}" for k, v in goal_options.items())
+            option_text = " with " + option_text if option_text else ""
+            goals.append(_goal(product, f"{instruction}{option_text}{price_text}", attributes, upper, goal_options))
+            for att in attributes:
+                attr_counts[att] += 1
+    for goal in goals:
+        goal["weight"] = sum(1.0 / attr_counts[a] for a in goal["attributes"]) / len(goal["attributes"])
+    return goals
+
+
+def build_goals(catalog: Catalog, human: bool = True, goal_seed: int = 0) -> list[dict[str, Any]]:
+    """Build the goal list in WebShop's order.
+
+    Args:
+        catalog: the loaded catalogue.
+        human: human goals (WebShop's default for agents) or synthetic goals.
+        goal_seed: seed of the price-cap draws.
+
+    Raises:
+        CatalogError: the files needed for this kind of goal are missing or yield no goal.
+    """
+    rng = random.Random(goal_seed)
+    if human and not catalog.human_instructions:
+        raise CatalogError(
+            f"{catalog.data_dir}: human goals need items_human_ins.json; add it or use human_goals=False."
+        )
+    goals = human_goals(catalog, rng) if human else synthetic_goals(catalog, rng)
+    if not goals:
+        raise CatalogError(f"{catalog.data_dir}: the catalogue yields no {'human' if human else 'synthetic'} goals.")
+    random.Random(GOAL_SHUFFLE_SEED).shuffle(goals)
+    return goals
+
+
+def split_bounds(n_goals: int) -> tuple[int, int]:
+    """(end of test, end of dev) for a goal list of `n_goals` goals."""
+    if n_goals >= FULL_HUMAN_GOALS:
+        return TEST_END, DEV_END
+    test_end = max(1, round(n_goals * TEST_END / FULL_HUMAN_GOALS)) if n_goals >= 3 else 0
+    dev_end = max(test_end + 1, round(n_goals * DEV_END / FULL_HUMAN_GOALS)) if n_goals >= 3 else 0
+    return test_end, dev_end
+
+
+def split_goal_indices(n_goals: int, split: str) -> range:
+    """Goal indices of a named split (`test`, `dev`, `train`).
+
+    Raises:
+        ValueError: unknown split name.
+    """
+    test_end, dev_end = split_bounds(n_goals)
+    ranges = {"test": range(0, test_end), "dev": range(test_end, dev_end), "train": range(dev_end, n_goals)}
+    if split not in ranges:
+        raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}.")
+    return ranges[split]

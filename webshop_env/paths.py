@@ -1,0 +1,33 @@
+"""Where webshop_env keeps generated catalogues and search indexes.
+
+The root is `$WEBSHOP_ENV_CACHE` when set, else the platform's user cache dir
+(e.g. `~/.cache/webshop_env`). Nothing is written outside this root unless a caller
+passes an explicit directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+CACHE_ENV_VAR = "WEBSHOP_ENV_CACHE"
+
+
+def cache_root() -> Path:
+    """Return the cache root directory (created on demand by callers that write)."""
+    override = os.environ.get(CACHE_ENV_VAR)
+    if override:
+        return Path(override).expanduser().resolve()
+    return Path(platformdirs.user_cache_dir("webshop_env"))
+
+
+def default_catalog_dir(n_products: int, seed: int) -> Path:
+    """Directory of the generated catalogue with `n_products` products and `seed`."""
+    return cache_root() / "catalogs" / f"generated-{n_products}-seed{seed}"
+
+
+def index_cache_dir() -> Path:
+    """Directory holding search indexes keyed by catalogue content hash."""
+    return cache_root() / "indexes"
