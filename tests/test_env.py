@@ -143,7 +143,7 @@ def test_duplicate_option_value_sets_later_group(env: WebShopEnv) -> None:
 )
 def test_invalid_actions_change_nothing(env: WebShopEnv, action: str) -> None:
     _start(env, "B0SHOE0005")
-    before, _ = env.step("search[stride runner running shoes]")
+    before, *_ = env.step("search[stride runner running shoes]")
     state = env.get_state()
     obs, reward, term, trunc, info = env.step(action)
     assert (obs, reward, term, info["invalid_action"]) == (before, 0.0, False, True)
