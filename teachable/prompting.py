@@ -1,0 +1,91 @@
+"""The one place that turns a decision context into a model prompt.
+
+A `Context` is what the agent knows when it acts: the instruction, the current observation,
+its recent actions, the valid click actions, whether the page asks for a search query, and an
+optional *patch* (a teaching text shown at this step, used by the CPT labels and the DEMO /
+CONTRAST / HINT supervision). `render_prompt` renders it for plain causal LMs; with a chat
+tokenizer it wraps the same body in the tokenizer's chat template. The completion a model is
+trained on or scored for is always ` <action>` (a leading space, then e.g. `click[buy now]`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+SYSTEM_PROMPT = (
+    "You are a shopping agent in a web shop. Reply with exactly one action: "
+    "search[<query>] on a page with a search bar, otherwise click[<one of the available buttons>]."
+)
+DEFAULT_HISTORY = 4
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the agent sees when it picks an action.
+
+    Attributes:
+        instruction: the goal's instruction text.
+        observation: the page observation (WebShop's text mode).
+        valid_actions: the click actions available on the page.
+        has_search_bar: the page asks for a search query (the policy generates `search[...]`).
+        history: actions taken so far in the episode, oldest first.
+        patch: teaching text shown at this step, or None.
+    """
+
+    instruction: str
+    observation: str
+    valid_actions: tuple[str, ...] = ()
+    has_search_bar: bool = False
+    history: tuple[str, ...] = field(default_factory=tuple)
+    patch: str | None = None
+
+    def with_patch(self, patch: str | None) -> Context:
+        return replace(self, patch=patch)
+
+    def after(self, action: str, observation: str, valid_actions: tuple[str, ...], has_search_bar: bool) -> Context:
+        """The context of the next step, after `action` led to `observation`."""
+        return Context(self.instruction, observation, valid_actions, has_search_bar, (*self.history, action), None)
+
+
+def prompt_body(ctx: Context, max_history: int = DEFAULT_HISTORY, list_actions: bool = False) -> str:
+    """The prompt text without the final `Action:` cue."""
+    recent = ctx.history[-max_history:] if max_history > 0 else ()
+    lines = [
+        f"Task: {ctx.instruction}",
+        f"Previous actions: {' | '.join(recent) if recent else 'none'}",
+        f"Observation: {ctx.observation}",
+    ]
+    if list_actions:
+        options = (["search[<query>]"] if ctx.has_search_bar else []) + list(ctx.valid_actions)
+        lines.append(f"Available actions: {', '.join(options)}")
+    if ctx.patch:
+        lines.append(f"Teacher: {ctx.patch}")
+    return "\n".join(lines)
+
+
+def render_prompt(
+    ctx: Context,
+    tokenizer: Any | None = None,
+    max_history: int = DEFAULT_HISTORY,
+    list_actions: bool = False,
+) -> str:
+    """Render a context as the prompt a model continues with ` <action>`.
+
+    Args:
+        ctx: the decision context.
+        tokenizer: a Hugging Face tokenizer; if it has a chat template, the prompt is rendered
+            through it (system + user message, generation prompt added).
+        max_history: how many recent actions to show.
+        list_actions: also list the valid actions (useful for pretrained instruct models).
+    """
+    body = prompt_body(ctx, max_history=max_history, list_actions=list_actions)
+    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": body}]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + "Action:"
+    return body + "\nAction:"
+
+
+def completion_text(action: str) -> str:
+    """The completion a model produces for `action`."""
+    return " " + action
