@@ -72,34 +72,24 @@ class _Word:
             return True if i == 0 else not self.cons(i - 1)
         return True
 
+    def _skip(self, i: int, consonant: bool) -> int:
+        """First index >= i in b[0..j] whose consonant-ness differs from `consonant` (j+1 if none)."""
+        while i <= self.j and self.cons(i) == consonant:
+            i += 1
+        return i
+
     def m(self) -> int:
         """Number of vowel-consonant sequences in b[0..j]."""
         n = 0
-        i = 0
-        j = self.j
+        i = self._skip(0, consonant=True)  # leading consonants
         while True:
-            if i > j:
+            i = self._skip(i, consonant=False)  # a run of vowels ...
+            if i > self.j:
                 return n
-            if not self.cons(i):
-                break
-            i += 1
-        i += 1
-        while True:
-            while True:
-                if i > j:
-                    return n
-                if self.cons(i):
-                    break
-                i += 1
-            i += 1
+            i = self._skip(i, consonant=True)  # ... closed by consonants counts once
             n += 1
-            while True:
-                if i > j:
-                    return n
-                if not self.cons(i):
-                    break
-                i += 1
-            i += 1
+            if i > self.j:
+                return n
 
     def vowel_in_stem(self) -> bool:
         return any(not self.cons(i) for i in range(self.j + 1))
