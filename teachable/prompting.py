@@ -10,6 +10,7 @@ trained on or scored for is always ` <action>` (a leading space, then e.g. `clic
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,6 +32,8 @@ class Context:
         has_search_bar: the page asks for a search query (the policy generates `search[...]`).
         history: actions taken so far in the episode, oldest first.
         patch: teaching text shown at this step, or None.
+        goal: the goal dict (hidden: never rendered; only oracles such as the expert read it).
+        state: the env state at this step (`env.get_state().decode()`), for oracles; never rendered.
     """
 
     instruction: str
@@ -39,13 +42,34 @@ class Context:
     has_search_bar: bool = False
     history: tuple[str, ...] = field(default_factory=tuple)
     patch: str | None = None
+    goal: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    state: str | None = field(default=None, compare=False, repr=False)
 
     def with_patch(self, patch: str | None) -> Context:
         return replace(self, patch=patch)
 
-    def after(self, action: str, observation: str, valid_actions: tuple[str, ...], has_search_bar: bool) -> Context:
-        """The context of the next step, after `action` led to `observation`."""
-        return Context(self.instruction, observation, valid_actions, has_search_bar, (*self.history, action), None)
+
+def context_from_env(env: Any, observation: str, info: Mapping[str, Any], history: tuple[str, ...] = (),
+                     patch: str | None = None) -> Context:
+    """The context of a `webshop_env.WebShopEnv` right after `reset`, `step` or `set_state`.
+
+    Args:
+        env: the env (its goal and state are attached for oracles).
+        observation: the observation just returned.
+        info: the info dict just returned.
+        history: the actions taken before this step.
+        patch: teaching text to show at this step.
+    """
+    return Context(
+        instruction=env.instruction_text,
+        observation=observation,
+        valid_actions=tuple(info["valid_actions"]),
+        has_search_bar=bool(info["available_actions"]["has_search_bar"]),
+        history=tuple(history),
+        patch=patch,
+        goal=env.goal,
+        state=env.get_state().decode(),
+    )
 
 
 def prompt_body(ctx: Context, max_history: int = DEFAULT_HISTORY, list_actions: bool = False) -> str:

@@ -1,0 +1,6 @@
+"""Teachers: given a context and the student's action, a suggested action, a hint, a contrast
+explanation and an error type (`TeacherAdvice`)."""
+
+from teachable.policy.teacher.base import ERROR_TYPES, Teacher, TeacherAdvice
+
+__all__ = ["ERROR_TYPES", "Teacher", "TeacherAdvice"]
