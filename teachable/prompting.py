@@ -72,13 +72,21 @@ def context_from_env(env: Any, observation: str, info: Mapping[str, Any], histor
     )
 
 
-def prompt_body(ctx: Context, max_history: int = DEFAULT_HISTORY, list_actions: bool = False) -> str:
+def clip_observation(observation: str, max_chars: int | None) -> str:
+    """Keep the first `max_chars` characters of an observation, marking a cut with ` ...`."""
+    if max_chars is None or len(observation) <= max_chars:
+        return observation
+    return observation[:max_chars].rstrip() + " ..."
+
+
+def prompt_body(ctx: Context, max_history: int = DEFAULT_HISTORY, list_actions: bool = False,
+                max_observation_chars: int | None = None) -> str:
     """The prompt text without the final `Action:` cue."""
     recent = ctx.history[-max_history:] if max_history > 0 else ()
     lines = [
         f"Task: {ctx.instruction}",
         f"Previous actions: {' | '.join(recent) if recent else 'none'}",
-        f"Observation: {ctx.observation}",
+        f"Observation: {clip_observation(ctx.observation, max_observation_chars)}",
     ]
     if list_actions:
         options = (["search[<query>]"] if ctx.has_search_bar else []) + list(ctx.valid_actions)
@@ -93,6 +101,7 @@ def render_prompt(
     tokenizer: Any | None = None,
     max_history: int = DEFAULT_HISTORY,
     list_actions: bool = False,
+    max_observation_chars: int | None = None,
 ) -> str:
     """Render a context as the prompt a model continues with ` <action>`.
 
@@ -102,8 +111,10 @@ def render_prompt(
             through it (system + user message, generation prompt added).
         max_history: how many recent actions to show.
         list_actions: also list the valid actions (useful for pretrained instruct models).
+        max_observation_chars: cut longer observations (small models with short context).
     """
-    body = prompt_body(ctx, max_history=max_history, list_actions=list_actions)
+    body = prompt_body(ctx, max_history=max_history, list_actions=list_actions,
+                       max_observation_chars=max_observation_chars)
     if tokenizer is not None and getattr(tokenizer, "chat_template", None):
         messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": body}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + "Action:"

@@ -133,6 +133,8 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Keep generated catalogues and indexes out of the user's cache."""
     root = tmp_path_factory.mktemp("webshop_cache")
     os.environ["WEBSHOP_ENV_CACHE"] = str(root)
+    os.environ["TEACHABLE_CACHE"] = str(tmp_path_factory.mktemp("teachable_cache"))
+    os.environ["HF_HUB_OFFLINE"] = "1"
     return root
 
 
@@ -146,3 +148,20 @@ def tiny_shop(tiny_data_dir: Path):
     from webshop_env.env import Shop
 
     return Shop.load(tiny_data_dir, tagger_backend="heuristic")
+
+
+@pytest.fixture(scope="session")
+def small_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated 300-product catalogue: enough goals for every split, fast to index."""
+    from webshop_env.generate import generate_catalog
+
+    out = tmp_path_factory.mktemp("small_catalog")
+    generate_catalog(out, n_products=300, seed=7)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_shop(small_data_dir: Path):
+    from webshop_env.env import Shop
+
+    return Shop.load(small_data_dir, tagger_backend="heuristic", index_cache=False)

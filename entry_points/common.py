@@ -1,0 +1,280 @@
+"""The glue every phase shares: tracking store, config parsing, phase runs, upstream resolution.
+
+A phase's `main` reads top to bottom: `parse_config` -> `start_phase` -> `resolve_*` for its
+inputs -> one library call -> log. Only this package imports `mlflow` and `argparse`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import re
+import types
+import typing
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import mlflow
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_EXPERIMENT = "teachable"
+PHASE_TAG = "teachable.phase"
+RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+MODEL_URI_RE = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
+
+C = TypeVar("C")
+log = logging.getLogger(__name__)
+
+
+class UpstreamError(RuntimeError):
+    """An upstream input cannot be resolved; the message says what to run or pass instead."""
+
+
+# ------------------------------------------------------------------ tracking store
+def tracking_uri() -> str:
+    """`MLFLOW_TRACKING_URI` when set, else `sqlite:///<project root>/mlflow.db`."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
+
+
+def artifact_root(uri: str) -> str | None:
+    """Where a new experiment keeps artifacts: `mlruns/` beside a sqlite file, else the server's choice."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "mlruns").resolve().as_uri()
+    return None
+
+
+def setup_tracking() -> str:
+    """Point MLflow at the tracking store and the experiment; return the experiment id.
+
+    The experiment is `MLFLOW_EXPERIMENT_ID` / `MLFLOW_EXPERIMENT_NAME` when set (as `mlflow run`
+    does), else `teachable`; it is created with its artifacts beside the sqlite file.
+    """
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    if os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        return os.environ["MLFLOW_EXPERIMENT_ID"]
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    exp_id = experiment.experiment_id if experiment else client.create_experiment(name, artifact_location=artifact_root(uri))
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+# ------------------------------------------------------------------ config parsing
+def _field_type(tp: Any) -> tuple[type, bool]:
+    """The scalar type of a config field and whether it may be None."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0], True
+    return tp, False
+
+
+def _converter(name: str, tp: type, optional: bool):
+    def convert(text: str) -> Any:
+        if optional and text.strip().lower() in ("", "none", "null"):
+            return None
+        if tp is bool:
+            low = text.strip().lower()
+            if low in ("true", "1", "yes"):
+                return True
+            if low in ("false", "0", "no"):
+                return False
+            raise argparse.ArgumentTypeError(f"{name}: expected true or false, got {text!r}")
+        if tp is int:
+            value = float(text)
+            if not value.is_integer():
+                raise argparse.ArgumentTypeError(f"{name}: expected a whole number, got {text!r}")
+            return int(value)
+        return tp(text)
+
+    convert.__name__ = tp.__name__
+    return convert
+
+
+def parse_config(cls: type[C], argv: Sequence[str] | None = None, description: str = "") -> C:
+    """Parse `--field value` flags into the config dataclass `cls` (defaults from the dataclass).
+
+    Every field is a flag; its help text is the field's `metadata["help"]`. Invalid values fail
+    with argparse's usage message; the dataclass's `__post_init__` checks the rest.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp, optional = _field_type(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        parser.add_argument(f"--{f.name}", type=_converter(f.name, tp, optional), default=default,
+                            help=f"{f.metadata.get('help', '')} (default: {default!r})")
+    args = parser.parse_args(argv)
+    try:
+        return cls(**vars(args))
+    except ValueError as e:
+        parser.error(str(e))
+        raise  # unreachable: parser.error exits
+
+
+def config_params(config: Any) -> dict[str, str]:
+    """The config as MLflow params (None -> empty string)."""
+    return {k: "" if v is None else str(v) for k, v in dataclasses.asdict(config).items()}
+
+
+# ------------------------------------------------------------------ phase runs
+@contextmanager
+def start_phase(phase: str, config: Any, run_name: str | None = None) -> Iterator[Run]:
+    """Start (or, under `mlflow run`, continue) the phase's run: tag the phase, log the config.
+
+    An exception inside the block marks the run FAILED, so `latest` never picks it up.
+    """
+    setup_tracking()
+    with mlflow.start_run(run_name=run_name or phase) as run:
+        mlflow.set_tag(PHASE_TAG, phase)
+        mlflow.log_params(config_params(config))
+        yield run
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A resolved upstream input: the run it comes from and, for registered models, the version."""
+
+    run_id: str
+    phase: str
+    model_uri: str | None = None
+    model_source: str | None = None
+
+
+def _finished_run(client: MlflowClient, run_id: str, phase: str, what: str) -> Run:
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as e:
+        raise UpstreamError(f"{what}: no run {run_id} in the tracking store {tracking_uri()}.") from e
+    found = run.data.tags.get(PHASE_TAG)
+    if found != phase:
+        raise UpstreamError(f"{what}: run {run_id} is a {found or 'untagged'!s} run, not a {phase} run; "
+                            f"pass the id of a {phase} run or 'latest'.")
+    if run.info.status != "FINISHED":
+        raise UpstreamError(f"{what}: run {run_id} is {run.info.status}, not FINISHED; "
+                            f"re-run `mlflow run . -e {phase} --env-manager local` or pass another run.")
+    return run
+
+
+def resolve_upstream(phase: str, ref: str, param: str) -> Upstream:
+    """Resolve an upstream reference and record it as tag `upstream.<phase>` on the active run.
+
+    Args:
+        phase: the phase that must have produced the input (e.g. `rollouts`).
+        ref: `latest` (newest FINISHED run of that phase in this experiment), a run id, or a
+            registered model URI `models:/<name>@<alias>` / `models:/<name>/<version>`.
+        param: the parameter name, for error messages.
+
+    Raises:
+        UpstreamError: nothing matches, the run is of another phase, or not FINISHED.
+    """
+    client = MlflowClient()
+    what = f"{param}={ref!r}"
+    model_uri = model_source = None
+    if ref == "latest":
+        active = mlflow.active_run()
+        exp_id = active.info.experiment_id if active else setup_tracking()
+        runs = client.search_runs(
+            [exp_id], filter_string=f"tags.`{PHASE_TAG}` = '{phase}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"], max_results=1,
+        )
+        if not runs:
+            raise UpstreamError(f"{what}: no FINISHED {phase} run in this experiment; run "
+                                f"`mlflow run . -e {phase} --env-manager local` first, or pass a run id.")
+        run_id = runs[0].info.run_id
+    elif RUN_ID_RE.match(ref):
+        run_id = ref
+    elif m := MODEL_URI_RE.match(ref):
+        version = _model_version(client, m["name"], m["alias"], m["version"], what)
+        if not version.run_id:
+            raise UpstreamError(f"{what}: model version {version.version} has no source run.")
+        run_id, model_uri, model_source = version.run_id, ref, version.source
+    else:
+        raise UpstreamError(f"{what}: expected 'latest', a 32-character run id or models:/<name>@<alias>.")
+    _finished_run(client, run_id, phase, what)
+    if mlflow.active_run():
+        mlflow.set_tag(f"upstream.{phase}", run_id)
+    return Upstream(run_id=run_id, phase=phase, model_uri=model_uri, model_source=model_source)
+
+
+def _model_version(client: MlflowClient, name: str, alias: str | None, version: str | None, what: str):
+    try:
+        client.get_registered_model(name)
+    except MlflowException as e:
+        raise UpstreamError(f"{what}: no registered model {name!r}; run the phase that registers it first.") from e
+    try:
+        return client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+    except MlflowException as e:
+        which = f"alias @{alias}" if alias else f"version {version}"
+        raise UpstreamError(f"{what}: registered model {name!r} has no {which}.") from e
+
+
+def download_artifact(run_id: str, path: str, what: str) -> Path:
+    """Download an artifact of an upstream run to a local path."""
+    try:
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path))
+    except (MlflowException, OSError) as e:
+        raise UpstreamError(f"{what}: run {run_id} has no artifact {path!r}; was it written by this version?") from e
+
+
+def register_folder(name: str, run_id: str, artifact_path: str, tags: dict[str, str] | None = None) -> str:
+    """Register a folder artifact of a run as a new version of model `name`; return the version."""
+    client = MlflowClient()
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name)
+    source = f"{client.get_run(run_id).info.artifact_uri}/{artifact_path}"
+    version = client.create_model_version(name, source=source, run_id=run_id, tags=tags or {})
+    return str(version.version)
+
+
+def log_metrics(metrics: dict[str, float | int]) -> None:
+    """Log numeric figures of merit (non-numeric values are skipped with a warning)."""
+    clean = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool | int | float):
+            clean[key] = float(value)
+        else:
+            log.warning("metric %s is not a number (%r); not logged", key, value)
+    mlflow.log_metrics(clean)
+
+
+def resolve_model(ref: str, param: str, phase: str = "student", artifact_path: str = "model") -> str:
+    """A local model folder for a model reference, recording its upstream run when it has one.
+
+    Args:
+        ref: `latest` (the newest FINISHED `phase` run's `artifact_path`), a run id, a registered
+            model URI (`models:/teachable-student@champion`, `models:/teachable-student/3`), a
+            local Hugging Face model folder, or the preset `smollm2`.
+        param: the parameter name, for error messages.
+
+    Raises:
+        UpstreamError: the reference matches nothing (the message says what to pass instead).
+    """
+    if ref == "smollm2":
+        return ref
+    if ref != "latest" and not RUN_ID_RE.match(ref) and not ref.startswith("models:/"):
+        path = Path(ref).expanduser()
+        if not (path / "config.json").is_file():
+            raise UpstreamError(f"{param}={ref!r}: not a local Hugging Face model folder (no config.json there); "
+                                "pass a folder written by save_pretrained, 'smollm2', 'latest', a run id or "
+                                "models:/<name>@<alias>.")
+        return str(path.resolve())
+    up = resolve_upstream(phase, ref, param)
+    if up.model_source:
+        try:
+            return mlflow.artifacts.download_artifacts(artifact_uri=up.model_source)
+        except (MlflowException, OSError) as e:
+            raise UpstreamError(f"{param}={ref!r}: cannot download {up.model_source}: {e}") from e
+    return str(download_artifact(up.run_id, artifact_path, f"{param}={ref!r}"))

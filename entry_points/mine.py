@@ -1,0 +1,62 @@
+"""Phase `mine`: failure snapshots (with env states) from a rollouts run.
+
+    mlflow run . -e mine --env-manager local -P rollouts_run=latest
+    python -m entry_points.mine --rollouts_run <run id> --offsets 1,2,4
+
+Logs the counts (trajectories, failed, candidates, duplicates, snapshots) and the artifact
+`failure_snapshots.jsonl` (one `Snapshot` per line).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import mlflow
+
+from entry_points.common import (
+    download_artifact,
+    log_metrics,
+    parse_config,
+    resolve_upstream,
+    start_phase,
+)
+from teachable.mining import MiningConfig, mine_failures, parse_offsets
+from teachable.records import Trajectory, iter_jsonl, write_jsonl
+
+PHASE = "mine"
+CONFIG = MiningConfig
+
+
+class NoFailuresError(RuntimeError):
+    """The rollouts contain no failure to learn from."""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    config = parse_config(MiningConfig, argv, __doc__)
+    with start_phase(PHASE, config):
+        up = resolve_upstream("rollouts", config.rollouts_run, "rollouts_run")
+        rollouts = download_artifact(up.run_id, "rollouts.jsonl", f"rollouts_run={config.rollouts_run!r}")
+        snapshots, counts = mine_failures(
+            iter_jsonl(rollouts, Trajectory), offsets=parse_offsets(config.offsets),
+            include_search_steps=config.include_search_steps, max_per_trajectory=config.max_per_trajectory,
+            success_threshold=config.success_threshold,
+        )
+        log_metrics(counts)
+        if not snapshots:
+            raise NoFailuresError(
+                f"rollouts run {up.run_id} has no failure snapshots ({counts['n_failed']} failed of "
+                f"{counts['n_trajectories']} episodes); run rollouts on more goals or at a higher temperature, "
+                "or widen offsets."
+            )
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "failure_snapshots.jsonl"
+            write_jsonl(path, snapshots)
+            mlflow.log_artifact(str(path))
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    main()

@@ -1,0 +1,34 @@
+"""Build a policy from a name: `expert`, `random`, or a model (local folder or `smollm2`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from teachable.policy.base import Policy, RandomPolicy
+from webshop_env.env import Shop
+
+BUILTIN_POLICIES = ("expert", "random")
+
+
+def make_policy(name_or_path: str, shop: Shop, *, temperature: float = 1.0, adapter: str | None = None,
+                device: str | None = None, **settings: Any) -> Policy:
+    """The policy named `name_or_path`.
+
+    Args:
+        name_or_path: `expert` (the oracle), `random` (uniform clicks), a local Hugging Face
+            model folder, or the preset `smollm2`.
+        shop: the shop the policy acts in (the expert plans with it).
+        temperature: sampling temperature of an LM policy.
+        adapter: a LoRA adapter folder for an LM policy.
+        device: `cpu`, `cuda`, ... for an LM policy (default: CUDA when available).
+        **settings: further `LMPolicy` settings (prompt format, batch size).
+    """
+    if name_or_path == "expert":
+        from teachable.policy.expert import ExpertPolicy
+
+        return ExpertPolicy(shop)
+    if name_or_path == "random":
+        return RandomPolicy()
+    from teachable.policy.lm import LMPolicy
+
+    return LMPolicy.from_pretrained(name_or_path, adapter=adapter, device=device, temperature=temperature, **settings)

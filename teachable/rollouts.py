@@ -1,0 +1,243 @@
+"""Batched lockstep rollouts: many episodes at once, one policy call per step for all of them.
+
+Every phase that plays episodes (rollouts, labels, evaluation) goes through `run_episodes`.
+An episode starts from a reset on a goal or from a restored env state (a snapshot), may have
+its first action forced and a patch text shown (at the first step or at every step). Each
+episode draws its randomness from its own generator, seeded by `EpisodeSpec.seed`, so its
+actions do not depend on which other episodes share the batch, the batch size or the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from teachable.policy.base import Policy
+from teachable.prompting import Context, context_from_env
+from teachable.records import Step, Trajectory
+from webshop_env.env import Shop, WebShopEnv
+
+log = logging.getLogger(__name__)
+PATCH_SCOPES = ("first", "every")
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class RolloutsConfig:
+    """The `rollouts` phase: the student plays goals of a split."""
+
+    data_dir: str = field(default="", metadata={"help": "folder with WebShop's files; empty: the embedded generated catalogue"})
+    student: str = field(default="latest", metadata={"help": "student model: latest, a run id, models:/name@alias, a local HF folder, smollm2, expert or random"})
+    split: str = field(default="train", metadata={"help": "goal split to play: train, dev or test"})
+    n_goals: int = field(default=200, metadata={"help": "goals drawn from the split (0: all)"})
+    test_goals: int = field(default=0, metadata={"help": "also play this many test goals, logged with the prefix test_"})
+    episodes_per_goal: int = field(default=1, metadata={"help": "episodes per goal"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the student"})
+    greedy: bool = field(default=False, metadata={"help": "take the most likely action instead of sampling"})
+    max_steps: int = field(default=15, metadata={"help": "actions per episode before truncation"})
+    batch_size: int = field(default=16, metadata={"help": "episodes stepped together"})
+    success_threshold: float = field(default=1.0, metadata={"help": "reward counted as success"})
+    seed: int = field(default=0, metadata={"help": "seed of the goal draw and the episodes"})
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ValueError(f"split {self.split!r} is unknown; use one of {', '.join(SPLITS)}.")
+        for name in ("n_goals", "test_goals"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        for name in ("episodes_per_goal", "max_steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.temperature <= 0 and not self.greedy:
+            raise ValueError("temperature must be > 0 (or set greedy=true).")
+
+
+def derive_seed(*keys: int) -> int:
+    """A 63-bit seed from integers (a base seed, a goal index, a repeat...), stable across runs."""
+    return int(np.random.SeedSequence([int(k) & 0xFFFFFFFFFFFFFFFF for k in keys]).generate_state(2, np.uint64)[0] >> 1)
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """How one episode starts.
+
+    Attributes:
+        traj_id: the id of the trajectory it produces.
+        seed: seeds the episode's own generator.
+        goal_idx: the goal to reset on (when `state` is None).
+        state: an env state (`get_state().decode()`) to restore instead of resetting.
+        history: actions taken before `state` (shown in the prompt's history).
+        first_action: an action forced at the first step instead of asking the policy.
+        patch: a teaching text shown in the prompt.
+        patch_scope: `first` (only at the first step) or `every` (at every step).
+        split: the goal split, recorded on the trajectory.
+    """
+
+    traj_id: str
+    seed: int
+    goal_idx: int | None = None
+    state: str | None = None
+    history: tuple[str, ...] = ()
+    first_action: str | None = None
+    patch: str | None = None
+    patch_scope: str = "first"
+    split: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.goal_idx is None) == (self.state is None):
+            raise ValueError(f"episode {self.traj_id}: give exactly one of goal_idx or state.")
+        if self.patch_scope not in PATCH_SCOPES:
+            raise ValueError(f"patch_scope {self.patch_scope!r} is unknown; use one of {', '.join(PATCH_SCOPES)}.")
+
+
+@dataclass
+class _Live:
+    index: int
+    spec: EpisodeSpec
+    env: WebShopEnv
+    ctx: Context
+    rng: np.random.Generator
+    goal_idx: int | None
+    steps: list[Step] = field(default_factory=list)
+
+
+def _start(env: WebShopEnv, index: int, spec: EpisodeSpec) -> _Live:
+    if spec.state is not None:
+        obs, info = env.set_state(spec.state.encode())
+        if info["page"] == "done" or info["steps"] >= env.max_steps:
+            raise ValueError(f"episode {spec.traj_id}: the restored state is already at the end of an episode.")
+    else:
+        obs, info = env.reset(options={"goal_idx": spec.goal_idx})
+    ctx = context_from_env(env, obs, info, spec.history, patch=spec.patch)
+    return _Live(index, spec, env, ctx, np.random.default_rng(spec.seed), info["goal_idx"])
+
+
+def _finish(live: _Live, policy_name: str, reward: float, terminated: bool, success_threshold: float) -> Trajectory:
+    return Trajectory(
+        traj_id=live.spec.traj_id, goal_idx=live.goal_idx,
+        goal=dict(live.env.goal), policy=policy_name, seed=live.spec.seed, steps=live.steps,
+        reward=reward, success=terminated and reward >= success_threshold, terminated=terminated,
+        split=live.spec.split, start_state=live.spec.state,
+    )
+
+
+def run_episodes(
+    shop: Shop,
+    policy: Policy,
+    specs: Sequence[EpisodeSpec],
+    *,
+    max_steps: int = 15,
+    batch_size: int = 32,
+    greedy: bool = False,
+    success_threshold: float = 1.0,
+    progress: bool = False,
+) -> list[Trajectory]:
+    """Play every episode of `specs` with `policy`, `batch_size` at a time in lockstep.
+
+    Finished episodes are replaced by the next pending ones, so the policy always sees a full
+    batch while work remains.
+
+    Args:
+        shop: the shared catalogue, goals and search engine.
+        policy: the policy; `act` is called once per step for all live episodes.
+        specs: the episodes to play.
+        max_steps: the episode length limit (counted from the episode's start, restored states
+            included: a state at step 5 has `max_steps - 5` actions left).
+        batch_size: how many episodes run at once.
+        greedy: take the policy's most likely action instead of sampling.
+        success_threshold: a bought episode with reward >= this is a success.
+        progress: show a progress bar.
+
+    Returns:
+        One trajectory per spec, in the order of `specs`.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    pending = list(enumerate(specs))[::-1]
+    done: list[Trajectory | None] = [None] * len(specs)
+    live: list[_Live] = []
+    free = [WebShopEnv(shop=shop, max_steps=max_steps) for _ in range(min(batch_size, len(specs)))]
+    bar = tqdm(total=len(specs), desc=f"episodes ({policy.name})", disable=not progress, unit="ep")
+    while free and pending:
+        live.append(_start(free.pop(), *pending.pop()))
+    while live:
+        asking = [x for x in live if not (x.spec.first_action and not x.steps)]
+        chosen = dict(zip((id(x) for x in asking),
+                          policy.act([x.ctx for x in asking], [x.rng for x in asking], greedy=greedy) if asking else [],
+                          strict=True))
+        still: list[_Live] = []
+        for x in live:
+            action = chosen.get(id(x)) or x.spec.first_action
+            obs, reward, terminated, truncated, info = x.env.step(action)
+            x.steps.append(Step(observation=x.ctx.observation, action=action, reward=reward,
+                                valid_actions=list(x.ctx.valid_actions), has_search_bar=x.ctx.has_search_bar,
+                                state=x.ctx.state or "", invalid=bool(info["invalid_action"])))
+            if terminated or truncated:
+                done[x.index] = _finish(x, policy.name, reward, terminated, success_threshold)
+                free.append(x.env)
+                bar.update()
+                continue
+            patch = x.spec.patch if x.spec.patch_scope == "every" else None
+            x.ctx = context_from_env(x.env, obs, info, (*x.ctx.history, action), patch=patch)
+            still.append(x)
+        live = still
+        while free and pending:
+            live.append(_start(free.pop(), *pending.pop()))
+    bar.close()
+    return [t for t in done if t is not None]
+
+
+def goal_specs(goal_indices: Iterable[int], *, seed: int, episodes_per_goal: int = 1, split: str | None = None,
+               prefix: str = "") -> list[EpisodeSpec]:
+    """Episodes from resets: `episodes_per_goal` per goal, each with its own derived seed."""
+    return [
+        EpisodeSpec(traj_id=f"{prefix}{split or 'goal'}-{g}-{k}", seed=derive_seed(seed, g, k), goal_idx=int(g), split=split)
+        for g in goal_indices for k in range(episodes_per_goal)
+    ]
+
+
+def summarize(trajectories: Sequence[Trajectory]) -> dict[str, float]:
+    """Success rate, mean score, mean steps and invalid-action rate of a set of episodes."""
+    if not trajectories:
+        return {"n_episodes": 0}
+    steps = [s for t in trajectories for s in t.steps]
+    return {
+        "n_episodes": len(trajectories),
+        "success_rate": float(np.mean([t.success for t in trajectories])),
+        "mean_score": float(np.mean([t.reward for t in trajectories])),
+        "mean_steps": float(np.mean([t.n_steps for t in trajectories])),
+        "invalid_action_rate": float(np.mean([s.invalid for s in steps])) if steps else 0.0,
+        "bought_rate": float(np.mean([t.terminated for t in trajectories])),
+    }
+
+
+def sample_goals(shop: Shop, split: str, n: int, seed: int) -> list[int]:
+    """`n` goal indices of `split` drawn without replacement with `seed` (all of them if fewer), sorted."""
+    pool = np.asarray(shop.split_goal_indices(split))
+    if n <= 0 or n >= len(pool):
+        return pool.tolist()
+    picked = np.random.default_rng(derive_seed(seed, len(pool))).choice(pool, size=n, replace=False)
+    return sorted(int(i) for i in picked)
+
+
+def collect_rollouts(shop: Shop, policy: Policy, config: RolloutsConfig, progress: bool = True) -> dict[str, list[Trajectory]]:
+    """Play `config.n_goals` goals of `config.split` (and `config.test_goals` test goals).
+
+    Returns:
+        Trajectories by split name.
+    """
+    plan = {config.split: config.n_goals}
+    if config.test_goals:
+        plan["test"] = config.test_goals
+    out = {}
+    for split, n in plan.items():
+        goals = sample_goals(shop, split, n, config.seed)
+        specs = goal_specs(goals, seed=config.seed, episodes_per_goal=config.episodes_per_goal, split=split)
+        out[split] = run_episodes(shop, policy, specs, max_steps=config.max_steps, batch_size=config.batch_size,
+                                  greedy=config.greedy, success_threshold=config.success_threshold, progress=progress)
+        log.info("%s: %s", split, summarize(out[split]))
+    return out
