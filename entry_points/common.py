@@ -123,8 +123,11 @@ def parse_config(cls: type[C], argv: Sequence[str] | None = None, description: s
 
 
 def config_params(config: Any) -> dict[str, str]:
-    """The config as MLflow params (None -> empty string)."""
-    return {k: "" if v is None else str(v) for k, v in dataclasses.asdict(config).items()}
+    """The config as MLflow params (None -> empty string, booleans lower-case as on the command line)."""
+    def text(v: Any) -> str:
+        return "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+    return {k: text(v) for k, v in dataclasses.asdict(config).items()}
 
 
 # ------------------------------------------------------------------ phase runs
@@ -137,7 +140,9 @@ def start_phase(phase: str, config: Any, run_name: str | None = None) -> Iterato
     setup_tracking()
     with mlflow.start_run(run_name=run_name or phase) as run:
         mlflow.set_tag(PHASE_TAG, phase)
-        mlflow.log_params(config_params(config))
+        # under `mlflow run` the parameters given are already logged, as typed (`1` for 1.0)
+        given = run.data.params
+        mlflow.log_params({k: v for k, v in config_params(config).items() if k not in given})
         yield run
 
 

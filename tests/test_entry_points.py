@@ -1,0 +1,143 @@
+"""The MLflow glue (tracking store, config parsing, phase runs, upstream resolution) and one
+end-to-end smoke test per phase through `mlflow.projects.run`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from entry_points import common
+from entry_points.common import UpstreamError, parse_config, resolve_model, resolve_upstream, start_phase
+from teachable.records import Snapshot, Trajectory, read_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Demo:
+    name: str = field(default="x", metadata={"help": "a name"})
+    n: int = 3
+    rate: float = 0.5
+    flag: bool = False
+    maybe: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.n < 0:
+            raise ValueError("n must be >= 0")
+
+
+def test_tracking_uri_default_and_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert common.tracking_uri() == f"sqlite:///{ROOT / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/x.db")
+    assert common.tracking_uri() == "sqlite:////tmp/x.db"
+    assert common.artifact_root("sqlite:////tmp/x.db") == "file:///tmp/mlruns"
+
+
+def test_parse_config_types_and_errors(capsys: pytest.CaptureFixture) -> None:
+    assert parse_config(Demo, []) == Demo()
+    c = parse_config(Demo, ["--name", "y", "--n", "200.0", "--rate", "1e-3", "--flag", "true", "--maybe", "4"])
+    assert c == Demo("y", 200, 1e-3, True, 4)
+    assert parse_config(Demo, ["--maybe", ""]).maybe is None
+    for argv in (["--n", "2.5"], ["--flag", "maybe"], ["--n", "-1"], ["--nope", "1"]):
+        with pytest.raises(SystemExit):
+            parse_config(Demo, argv)
+    assert "n must be >= 0" in capsys.readouterr().err
+
+
+def finished_run(phase: str, status: str = "FINISHED") -> str:
+    with mlflow.start_run() as run:
+        mlflow.set_tag(common.PHASE_TAG, phase)
+    if status != "FINISHED":
+        MlflowClient().set_terminated(run.info.run_id, status=status)
+    return run.info.run_id
+
+
+def test_resolve_upstream(mlflow_store: str) -> None:
+    common.setup_tracking()
+    with pytest.raises(UpstreamError, match="no FINISHED rollouts run.*mlflow run . -e rollouts"):
+        resolve_upstream("rollouts", "latest", "rollouts_run")
+    old = finished_run("rollouts")
+    new = finished_run("rollouts")
+    finished_run("rollouts", status="FAILED")
+    other = finished_run("mine")
+    with mlflow.start_run():
+        assert resolve_upstream("rollouts", "latest", "rollouts_run").run_id == new
+        assert resolve_upstream("rollouts", old, "rollouts_run").run_id == old
+        tags = mlflow.get_run(mlflow.active_run().info.run_id).data.tags
+    assert tags["upstream.rollouts"] == old
+    with pytest.raises(UpstreamError, match="is a mine run, not a rollouts run"):
+        resolve_upstream("rollouts", other, "rollouts_run")
+    failed = finished_run("rollouts", status="FAILED")
+    with pytest.raises(UpstreamError, match="FAILED, not FINISHED"):
+        resolve_upstream("rollouts", failed, "rollouts_run")
+    with pytest.raises(UpstreamError, match="no run 0{32}"):
+        resolve_upstream("rollouts", "0" * 32, "rollouts_run")
+    with pytest.raises(UpstreamError, match="no registered model 'nope'"):
+        resolve_upstream("student", "models:/nope@champion", "student")
+    with pytest.raises(UpstreamError, match="expected 'latest'"):
+        resolve_upstream("rollouts", "yesterday's", "rollouts_run")
+
+
+def test_registered_model_resolution(mlflow_store: str, tmp_path: Path) -> None:
+    common.setup_tracking()
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    with mlflow.start_run() as run:
+        mlflow.set_tag(common.PHASE_TAG, "student")
+        mlflow.log_artifacts(str(folder), "model")
+    version = common.register_folder("teachable-student", run.info.run_id, "model", tags={"k": "v"})
+    MlflowClient().set_registered_model_alias("teachable-student", "champion", version)
+    local = resolve_model("models:/teachable-student@champion", "student")
+    assert (Path(local) / "config.json").is_file()
+    assert (Path(resolve_model("latest", "student")) / "config.json").is_file()
+    with pytest.raises(UpstreamError, match="has no alias @nope"):
+        resolve_model("models:/teachable-student@nope", "student")
+    with pytest.raises(UpstreamError, match="not a local Hugging Face model folder"):
+        resolve_model(str(tmp_path / "missing"), "student")
+    assert resolve_model(str(folder), "student") == str(folder.resolve())
+
+
+def test_a_failing_phase_is_marked_failed(mlflow_store: str) -> None:
+    with pytest.raises(RuntimeError), start_phase("rollouts", Demo()) as run:
+        raise RuntimeError("boom")
+    got = MlflowClient().get_run(run.info.run_id)
+    assert got.info.status == "FAILED" and got.data.params["n"] == "3" and got.data.params["maybe"] == ""
+
+
+def run_phase(entry_point: str, **params) -> mlflow.entities.Run:
+    submitted = mlflow.projects.run(str(ROOT), entry_point=entry_point, parameters=params, env_manager="local",
+                                    experiment_name="smoke", synchronous=True)
+    run = MlflowClient().get_run(submitted.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags[common.PHASE_TAG] == entry_point
+    return run
+
+
+def test_rollouts_then_mine_through_mlflow_projects(mlflow_store: str, small_data_dir: Path) -> None:
+    rollouts = run_phase("rollouts", data_dir=str(small_data_dir), student="random", n_goals=12, test_goals=3,
+                         max_steps=8, batch_size=6)
+    m = rollouts.data.metrics
+    assert m["n_episodes"] == 12 and m["test_n_episodes"] == 3 and 0 <= m["success_rate"] <= 1
+    assert rollouts.data.params["n_goals"] == "12"
+    path = mlflow.artifacts.download_artifacts(run_id=rollouts.info.run_id, artifact_path="rollouts.jsonl")
+    trajs = read_jsonl(path, Trajectory)
+    assert len(trajs) == 15
+    mine = run_phase("mine", rollouts_run="latest", offsets="1,2")
+    assert mine.data.tags["upstream.rollouts"] == rollouts.info.run_id
+    snaps = read_jsonl(mlflow.artifacts.download_artifacts(run_id=mine.info.run_id,
+                                                           artifact_path="failure_snapshots.jsonl"), Snapshot)
+    assert len(snaps) == mine.data.metrics["n_snapshots"] > 0
+    assert all(s.steps_to_end in (0, 1) for s in snaps)
+
+
+def test_mine_refuses_a_run_of_another_phase(mlflow_store: str) -> None:
+    mlflow.set_experiment("smoke")
+    other = finished_run("mine")
+    with pytest.raises(mlflow.exceptions.ExecutionException):
+        mlflow.projects.run(str(ROOT), entry_point="mine", parameters={"rollouts_run": other},
+                            env_manager="local", experiment_name="smoke", synchronous=True)
