@@ -79,6 +79,11 @@ def clip_observation(observation: str, max_chars: int | None) -> str:
     return observation[:max_chars].rstrip() + " ..."
 
 
+def available_actions(ctx: Context) -> list[str]:
+    """The actions a context allows, as shown to models: `search[<query>]` first when allowed."""
+    return (["search[<query>]"] if ctx.has_search_bar else []) + list(ctx.valid_actions)
+
+
 def prompt_body(ctx: Context, max_history: int = DEFAULT_HISTORY, list_actions: bool = False,
                 max_observation_chars: int | None = None) -> str:
     """The prompt text without the final `Action:` cue."""
@@ -89,8 +94,7 @@ def prompt_body(ctx: Context, max_history: int = DEFAULT_HISTORY, list_actions: 
         f"Observation: {clip_observation(ctx.observation, max_observation_chars)}",
     ]
     if list_actions:
-        options = (["search[<query>]"] if ctx.has_search_bar else []) + list(ctx.valid_actions)
-        lines.append(f"Available actions: {', '.join(options)}")
+        lines.append(f"Available actions: {', '.join(available_actions(ctx))}")
     if ctx.patch:
         lines.append(f"Teacher: {ctx.patch}")
     return "\n".join(lines)

@@ -2,5 +2,7 @@
 explanation and an error type (`TeacherAdvice`)."""
 
 from teachable.policy.teacher.base import ERROR_TYPES, Teacher, TeacherAdvice
+from teachable.policy.teacher.openai_teacher import OpenAITeacher, TeacherError
 
 __all__ = ["ERROR_TYPES", "Teacher", "TeacherAdvice"]
+__all__ += ["OpenAITeacher", "TeacherError"]
