@@ -8,6 +8,9 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+export MLFLOW_EXPERIMENT_NAME ?= teachable
+# `mlflow run --env-manager local` runs `python` from PATH: the project's
+MLFLOW_RUN := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . --env-manager local
 
 .PHONY: test demo install lint clean
 
@@ -34,6 +37,10 @@ demo: $(STAMP)
 	$(BIN)/python -m webshop_env generate
 	$(BIN)/python -m webshop_env index
 	$(BIN)/python bench/env_throughput.py --sizes 1000
+	$(MLFLOW_RUN) -e student
+	$(MLFLOW_RUN) -e rollouts -P n_goals=200 -P test_goals=30
+	$(MLFLOW_RUN) -e mine
+	@echo "runs are in $(CURDIR)/mlflow.db: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -283,3 +283,17 @@ def resolve_model(ref: str, param: str, phase: str = "student", artifact_path: s
         except (MlflowException, OSError) as e:
             raise UpstreamError(f"{param}={ref!r}: cannot download {up.model_source}: {e}") from e
     return str(download_artifact(up.run_id, artifact_path, f"{param}={ref!r}"))
+
+
+def log_series(key: str, values: Sequence[float]) -> None:
+    """Log a curve (e.g. the loss per step) on the active run in a few batched calls."""
+    import time
+
+    from mlflow.entities import Metric
+
+    run_id = mlflow.active_run().info.run_id
+    now = int(time.time() * 1000)
+    metrics = [Metric(key, float(v), now, step) for step, v in enumerate(values)]
+    client = MlflowClient()
+    for i in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[i:i + 1000])

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from teachable.policy.base import Policy
 from teachable.prompting import Context, context_from_env
-from teachable.records import Step, Trajectory
+from teachable.records import Snapshot, Step, Trajectory
 from webshop_env.env import Shop, WebShopEnv
 
 log = logging.getLogger(__name__)
@@ -241,3 +241,19 @@ def collect_rollouts(shop: Shop, policy: Policy, config: RolloutsConfig, progres
                                   greedy=config.greedy, success_threshold=config.success_threshold, progress=progress)
         log.info("%s: %s", split, summarize(out[split]))
     return out
+
+
+def step_context(trajectory: Trajectory, i: int, patch: str | None = None) -> Context:
+    """The context the policy saw at step `i` of a recorded trajectory (goal and state attached)."""
+    step = trajectory.steps[i]
+    history = tuple(s.action for s in trajectory.steps[:i])
+    return Context(instruction=trajectory.goal["instruction_text"], observation=step.observation,
+                   valid_actions=tuple(step.valid_actions), has_search_bar=step.has_search_bar,
+                   history=history, patch=patch, goal=trajectory.goal, state=step.state)
+
+
+def snapshot_context(snapshot: Snapshot, patch: str | None = None) -> Context:
+    """The context at a failure snapshot (goal and state attached)."""
+    return Context(instruction=snapshot.goal["instruction_text"], observation=snapshot.observation,
+                   valid_actions=tuple(snapshot.valid_actions), has_search_bar=snapshot.has_search_bar,
+                   history=tuple(snapshot.history), patch=patch, goal=snapshot.goal, state=snapshot.state)
