@@ -51,6 +51,7 @@ class StudentConfig:
     num_layers: int = field(default=4, metadata={"help": "layers of the tiny model"})
     num_heads: int = field(default=4, metadata={"help": "attention heads of the tiny model"})
     max_history: int = field(default=2, metadata={"help": "recent actions shown in the prompt"})
+    list_actions: bool = field(default=True, metadata={"help": "list the valid actions in the prompt (a small model copies one)"})
     max_observation_chars: int = field(default=1200, metadata={"help": "observations are cut to this many characters in the prompt"})
     eval_goals: int = field(default=100, metadata={"help": "held-out goals to measure the student (and the expert) on (0: none)"})
     eval_split: str = field(default="dev", metadata={"help": "split of the held-out goals: dev (default; test stays for the evaluation phase) or test"})
@@ -177,7 +178,8 @@ def _collate(batch: Sequence[tuple[list[int], int]], pad_id: int, device: torch.
 
 def build_student(config: StudentConfig, shop: Shop, pairs: Sequence[tuple[Context, str]]) -> LMPolicy:
     """The untrained student policy: a new tiny Llama (tokenizer trained on the prompts) or a loaded model."""
-    settings = {"max_history": config.max_history, "max_observation_chars": config.max_observation_chars}
+    settings = {"max_history": config.max_history, "max_observation_chars": config.max_observation_chars,
+                "list_actions": config.list_actions}
     if config.base_model != TINY:
         return LMPolicy.from_pretrained(config.base_model, device=config.device or None, **settings)
     from teachable.models import build_tiny_llama, resolve_device, train_bpe_tokenizer

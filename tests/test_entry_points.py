@@ -141,3 +141,22 @@ def test_mine_refuses_a_run_of_another_phase(mlflow_store: str) -> None:
     with pytest.raises(mlflow.exceptions.ExecutionException):
         mlflow.projects.run(str(ROOT), entry_point="mine", parameters={"rollouts_run": other},
                             env_manager="local", experiment_name="smoke", synchronous=True)
+
+
+def test_mine_with_no_failures_fails_clearly(mlflow_store: str, small_data_dir: Path) -> None:
+    from entry_points import mine, rollouts
+
+    rollouts.main(["--data_dir", str(small_data_dir), "--student", "expert", "--n_goals", "4", "--greedy", "true"])
+    with pytest.raises(mine.NoFailuresError, match="no failure snapshots .*0 failed of 4"):
+        mine.main([])
+    runs = MlflowClient().search_runs([common.setup_tracking()], order_by=["attributes.start_time DESC"])
+    assert [r.info.status for r in runs[:2]] == ["FAILED", "FINISHED"]
+
+
+def test_rollouts_refuses_an_unknown_student(mlflow_store: str, small_data_dir: Path, tmp_path: Path) -> None:
+    from entry_points import rollouts
+
+    with pytest.raises(UpstreamError, match="not a local Hugging Face model folder"):
+        rollouts.main(["--data_dir", str(small_data_dir), "--student", str(tmp_path / "nope")])
+    with pytest.raises(UpstreamError, match="no registered model 'teachable-student'"):
+        rollouts.main(["--data_dir", str(small_data_dir), "--student", "models:/teachable-student@champion"])
