@@ -218,3 +218,44 @@ class JsonlAppender:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass
+class LabeledSnapshot(Snapshot):
+    """A failure snapshot with its labels (see `teachable.label`).
+
+    Attributes:
+        uncertainty: U(s) (`teachable.label.uncertainty.Uncertainty.to_dict()`).
+        student_dist: the student's distribution at s (its 10 most likely actions).
+        teacher: the teacher's advice (`TeacherAdvice.to_dict()`), None when the teacher failed.
+        teacher_error: why the teacher failed, if it did.
+        patches: the CPT patch text of each condition.
+        conditions: per condition (policy, force, expert, placebo, demo, contrast, hint) the
+            branch outcomes as a rate: p, n, k, low, high.
+        leverage: p_policy, p_force, p_expert, L_local and L_upper (each difference with its
+            interval: value, low, high).
+        elp: per format, ELP = p_fmt - p_placebo with its interval and the test's p-value / verdict.
+        elp_net: the largest ELP over the formats.
+        route: the format that beats the placebo significantly with the largest ELP, or `none`.
+        profile: dead_end, bottleneck, trajectory or low_leverage (thresholds in the config).
+        quadrant: Q1_highU_highL, Q2_highU_lowL, Q3_lowU_lowL or Q4_lowU_highL (set once the whole
+            set is labeled, from its quantiles).
+        d_expert, d_force: the intervention depth of its trajectory (see `teachable.label.depth`).
+        rollouts: branch episodes spent on this snapshot.
+    """
+
+    uncertainty: dict[str, Any] = field(default_factory=dict)
+    student_dist: dict[str, float] = field(default_factory=dict)
+    teacher: dict[str, Any] | None = None
+    teacher_error: str | None = None
+    patches: dict[str, str] = field(default_factory=dict)
+    conditions: dict[str, dict[str, float]] = field(default_factory=dict)
+    leverage: dict[str, Any] = field(default_factory=dict)
+    elp: dict[str, dict[str, Any]] = field(default_factory=dict)
+    elp_net: float | None = None
+    route: str = "none"
+    profile: str = "low_leverage"
+    quadrant: str | None = None
+    d_expert: int | None = None
+    d_force: int | None = None
+    rollouts: int = 0

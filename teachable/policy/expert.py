@@ -169,6 +169,8 @@ class ExpertPolicy:
         name: the policy name.
     """
 
+    deterministic = True  # the same context always gives the same action: one rollout is exact
+
     def __init__(self, shop: Shop, name: str = "expert") -> None:
         self.shop = shop
         self.name = name

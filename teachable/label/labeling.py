@@ -1,0 +1,280 @@
+"""Label failure snapshots: U, teacher advice, leverage, patch gains, then quadrants and depth.
+
+`label_snapshots` works through the snapshots in batches and appends one `LabeledSnapshot` per
+line to a work file, flushed per snapshot; run again on the same work file, it skips what is
+already there, so a killed run resumes where it stopped with nothing lost or labeled twice.
+`finalize` then assigns quadrants (from the quantiles of the whole set) and intervention depths.
+A snapshot whose state does not restore on this catalogue is reported and skipped, and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from teachable.label.branching import Branching, BranchStats, run_branches
+from teachable.label.depth import intervention_depths
+from teachable.label.leverage import leverage_labels, profile_of
+from teachable.label.patch_gain import patch_gain_labels
+from teachable.label.quadrant import QUADRANTS, quadrant_of, thresholds, u_value
+from teachable.label.stats import TESTS, AdaptivePlan, rate
+from teachable.label.uncertainty import measure_uncertainty
+from teachable.policy.base import Policy
+from teachable.policy.teacher.base import Teacher, TeacherAdvice
+from teachable.records import JsonlAppender, LabeledSnapshot, Snapshot, iter_jsonl
+from teachable.rollouts import PATCH_SCOPES, derive_seed, snapshot_context
+from teachable.supervision.formats import condition_patches
+from webshop_env.env import Shop, WebShopEnv
+from webshop_env.state import StateError
+
+log = logging.getLogger(__name__)
+TEACHERS = ("offline", "openai")
+
+
+@dataclass
+class LabelConfig:
+    """The `label` phase: branched-rollout labels for mined failure snapshots."""
+
+    mine_run: str = field(default="latest", metadata={"help": "mine run: latest or a run id"})
+    student: str = field(default="latest", metadata={"help": "student model: latest, a run id, models:/name@alias, a local folder or smollm2"})
+    data_dir: str = field(default="", metadata={"help": "folder with WebShop's files; empty: the embedded generated catalogue"})
+    max_snapshots: int = field(default=200, metadata={"help": "label at most this many snapshots, drawn with the seed (0: all)"})
+    teacher: str = field(default="offline", metadata={"help": "offline (expert-based) or openai (any OpenAI-compatible endpoint)"})
+    teacher_model: str = field(default="gpt-4.1-mini", metadata={"help": "model name for the openai teacher"})
+    teacher_base_url: str = field(default="", metadata={"help": "base URL for the openai teacher (empty: the client's default)"})
+    teacher_fallback: bool = field(default=True, metadata={"help": "when the openai teacher fails after retries, use the offline teacher for that snapshot"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the student's continuations"})
+    n_min: int = field(default=8, metadata={"help": "rollouts per condition before an early stop is allowed"})
+    n_max: int = field(default=24, metadata={"help": "most rollouts per condition"})
+    ci_halfwidth: float = field(default=0.2, metadata={"help": "stop a condition once its interval half-width is at most this"})
+    rollout_batch: int = field(default=8, metadata={"help": "rollouts added per condition and round"})
+    confidence: float = field(default=0.95, metadata={"help": "confidence of every interval"})
+    route_test: str = field(default="fisher", metadata={"help": "test for 'format beats placebo': fisher or bayes"})
+    route_alpha: float = field(default=0.1, metadata={"help": "significance level of the route test"})
+    patch_scope: str = field(default="first", metadata={"help": "CPT patch at the snapshot step only (first) or at every step (every)"})
+    quantile: float = field(default=0.5, metadata={"help": "quadrant split quantile of U and L_local"})
+    u_measure: str = field(default="entropy", metadata={"help": "U for quadrants: entropy, entropy_norm, margin or topk_spread"})
+    dead_end_max: float = field(default=0.1, metadata={"help": "profile dead_end: p_expert at most this"})
+    bottleneck_min: float = field(default=0.3, metadata={"help": "profile bottleneck: L_local at least this"})
+    trajectory_min: float = field(default=0.3, metadata={"help": "profile trajectory: L_upper at least this (and not a bottleneck)"})
+    recover_threshold: float = field(default=0.5, metadata={"help": "depth: a snapshot recovers when p_expert / p_force reaches this"})
+    success_threshold: float = field(default=1.0, metadata={"help": "a branch succeeds when its reward reaches this"})
+    max_steps: int = field(default=15, metadata={"help": "episode length limit (counted from the episode's start)"})
+    snapshot_batch: int = field(default=16, metadata={"help": "snapshots labeled together (their branches step in lockstep)"})
+    branch_batch: int = field(default=128, metadata={"help": "branch episodes stepped together"})
+    resume_run: str = field(default="", metadata={"help": "continue this unfinished label run (empty: a new run, or the unfinished run with the same parameters)"})
+    seed: int = field(default=0, metadata={"help": "seed of the snapshot draw and of every branch"})
+
+    def __post_init__(self) -> None:
+        if self.teacher not in TEACHERS:
+            raise ValueError(f"teacher {self.teacher!r} is unknown; use one of {', '.join(TEACHERS)}.")
+        if self.route_test not in TESTS:
+            raise ValueError(f"route_test {self.route_test!r} is unknown; use one of {', '.join(TESTS)}.")
+        if self.patch_scope not in PATCH_SCOPES:
+            raise ValueError(f"patch_scope {self.patch_scope!r} is unknown; use one of {', '.join(PATCH_SCOPES)}.")
+        for name in ("snapshot_batch", "branch_batch", "max_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.max_snapshots < 0:
+            raise ValueError(f"max_snapshots must be >= 0, got {self.max_snapshots}.")
+        self.plan()  # validates n_min, n_max, ci_halfwidth, rollout_batch, confidence
+
+    def plan(self) -> AdaptivePlan:
+        return AdaptivePlan(n_min=self.n_min, n_max=self.n_max, ci_halfwidth=self.ci_halfwidth,
+                            batch=self.rollout_batch, confidence=self.confidence)
+
+
+@dataclass
+class LabelProgress:
+    """Counts of a labeling run."""
+
+    labeled: int = 0
+    resumed: int = 0
+    skipped_unrestorable: int = 0
+    teacher_errors: int = 0
+    teacher_fallbacks: int = 0
+    branch: BranchStats = field(default_factory=BranchStats)
+    skipped_ids: list[str] = field(default_factory=list)
+
+
+def select_snapshots(snapshots: Sequence[Snapshot], max_snapshots: int, seed: int) -> list[Snapshot]:
+    """At most `max_snapshots` snapshots drawn without replacement with `seed`, in file order."""
+    if not max_snapshots or max_snapshots >= len(snapshots):
+        return list(snapshots)
+    rng = np.random.default_rng(derive_seed(seed, len(snapshots)))
+    keep = set(rng.choice(len(snapshots), size=max_snapshots, replace=False).tolist())
+    return [s for i, s in enumerate(snapshots) if i in keep]
+
+
+def _advise(teacher: Teacher, fallback: Teacher | None, ctx, action: str,
+            progress: LabelProgress) -> tuple[TeacherAdvice | None, str | None]:
+    try:
+        return teacher.advise([ctx], [action])[0], None
+    except Exception as e:  # noqa: BLE001 - any teacher failure is recorded on the label, never lost
+        progress.teacher_errors += 1
+        error = f"{type(e).__name__}: {e}"
+        log.warning("teacher failed on a snapshot: %s", error)
+        if fallback is None:
+            return None, error
+        progress.teacher_fallbacks += 1
+        return fallback.advise([ctx], [action])[0], error
+
+
+def _restorable(env: WebShopEnv, snapshot: Snapshot) -> str | None:
+    try:
+        obs, _ = env.set_state(snapshot.state.encode())
+    except StateError as e:
+        return str(e)
+    if obs != snapshot.observation:
+        return "the restored observation differs from the recorded one (another catalogue or version?)"
+    return None
+
+
+def label_batch(snapshots: Sequence[Snapshot], *, shop: Shop, student: Policy, expert: Policy, teacher: Teacher,
+                fallback: Teacher | None, config: LabelConfig, progress: LabelProgress) -> list[LabeledSnapshot]:
+    """Label a batch of (restorable) snapshots; all their branches roll out together."""
+    contexts = [snapshot_context(s) for s in snapshots]
+    uncertainties, dists = measure_uncertainty(student, contexts)
+    advice = [_advise(teacher, fallback, ctx, s.student_action, progress) for ctx, s in zip(contexts, snapshots, strict=True)]
+    branchings = [Branching(s, a.action if a else None, condition_patches(a) if a else {})
+                  for s, (a, _) in zip(snapshots, advice, strict=True)]
+    before = progress.branch.episodes + progress.branch.deduplicated
+    counts = run_branches(branchings, student=student, expert=expert, shop=shop, plan=config.plan(), seed=config.seed,
+                          max_steps=config.max_steps, batch_size=config.branch_batch, patch_scope=config.patch_scope,
+                          success_threshold=config.success_threshold, stats=progress.branch)
+    log.debug("batch of %d snapshots: %d branch requests", len(snapshots),
+              progress.branch.episodes + progress.branch.deduplicated - before)
+    out = []
+    for s, u, dist, (adv, error), b, c in zip(snapshots, uncertainties, dists, advice, branchings, counts, strict=True):
+        lev = leverage_labels(c, confidence=config.confidence)
+        elp, elp_net, route = patch_gain_labels(c, confidence=config.confidence, test=config.route_test,
+                                                alpha=config.route_alpha)
+        top = dict(sorted(dist.items(), key=lambda kv: -kv[1])[:10])
+        out.append(LabeledSnapshot(
+            **{k: getattr(s, k) for k in Snapshot.__dataclass_fields__},
+            uncertainty=u.to_dict(), student_dist=top, teacher=adv.to_dict() if adv else None, teacher_error=error,
+            patches=dict(b.patches), conditions={k: rate(*kn, confidence=config.confidence).to_dict() for k, kn in c.items()},
+            leverage=lev, elp=elp, elp_net=elp_net, route=route,
+            profile=profile_of(lev, dead_end_max=config.dead_end_max, bottleneck_min=config.bottleneck_min,
+                               trajectory_min=config.trajectory_min),
+            rollouts=sum(n for _, n in c.values()),
+        ))
+    return out
+
+
+def label_snapshots(
+    snapshots: Sequence[Snapshot],
+    *,
+    shop: Shop,
+    student: Policy,
+    expert: Policy,
+    teacher: Teacher,
+    config: LabelConfig,
+    work_file: str | Path,
+    fallback: Teacher | None = None,
+    show_progress: bool = True,
+    on_batch: Callable[[LabelProgress], None] | None = None,
+) -> tuple[list[LabeledSnapshot], LabelProgress]:
+    """Label `snapshots`, appending to `work_file` and skipping those already in it (resume).
+
+    Args:
+        snapshots: the snapshots to label (already selected).
+        shop, student, expert, teacher: the world and the policies.
+        config: the label configuration.
+        work_file: the JSONL work file (created, or continued when it exists).
+        fallback: a teacher to use when `teacher` fails (recorded as `teacher_error`).
+        show_progress: show a progress bar.
+        on_batch: called after each batch (e.g. to log progress metrics).
+
+    Returns:
+        All labeled snapshots in the work file (resumed and new, without quadrants yet) and counts.
+    """
+    work_file = Path(work_file)
+    done = {r.snapshot_id for r in iter_jsonl(work_file, LabeledSnapshot)} if work_file.is_file() else set()
+    progress = LabelProgress(resumed=len(done & {s.snapshot_id for s in snapshots}))
+    env = WebShopEnv(shop=shop, max_steps=config.max_steps)
+    todo = []
+    for s in snapshots:
+        if s.snapshot_id in done:
+            continue
+        problem = _restorable(env, s)
+        if problem:
+            progress.skipped_unrestorable += 1
+            progress.skipped_ids.append(s.snapshot_id)
+            log.warning("snapshot %s skipped: its state does not restore here: %s", s.snapshot_id, problem)
+            continue
+        todo.append(s)
+    if progress.resumed:
+        log.info("resuming: %d snapshots already labeled, %d to go", progress.resumed, len(todo))
+    bar = tqdm(total=len(todo), desc="labeling", unit="snapshot", disable=not show_progress)
+    with JsonlAppender(work_file) as out:
+        for start in range(0, len(todo), config.snapshot_batch):
+            batch = todo[start:start + config.snapshot_batch]
+            for record in label_batch(batch, shop=shop, student=student, expert=expert, teacher=teacher,
+                                      fallback=fallback, config=config, progress=progress):
+                out.append(record)
+                progress.labeled += 1
+            bar.update(len(batch))
+            if on_batch:
+                on_batch(progress)
+    bar.close()
+    wanted = {s.snapshot_id for s in snapshots}
+    return [r for r in iter_jsonl(work_file, LabeledSnapshot) if r.snapshot_id in wanted], progress
+
+
+def finalize(records: Sequence[LabeledSnapshot], config: LabelConfig) -> tuple[list[LabeledSnapshot], dict[str, float]]:
+    """Assign quadrants and intervention depths; return the records and the quadrant thresholds."""
+    with_l = [r for r in records if "L_local" in r.leverage]
+    if not with_l:
+        raise ValueError("no labeled snapshot has L_local (the teacher failed on all of them): no quadrants; "
+                         "check the teacher or enable teacher_fallback.")
+    u = [u_value(r.uncertainty, config.u_measure) for r in with_l]
+    l_local = [r.leverage["L_local"]["value"] for r in with_l]
+    u_thr, l_thr = thresholds(u, l_local, config.quantile)
+    depths = intervention_depths(records, config.recover_threshold)
+    out = []
+    for r in records:
+        quadrant = (quadrant_of(u_value(r.uncertainty, config.u_measure), r.leverage["L_local"]["value"], u_thr, l_thr)
+                    if "L_local" in r.leverage else None)
+        d_expert, d_force = depths[r.traj_id]
+        out.append(replace(r, quadrant=quadrant, d_expert=d_expert, d_force=d_force))
+    return out, {"u_threshold": u_thr, "l_threshold": l_thr}
+
+
+def summarize_labels(records: Sequence[LabeledSnapshot], progress: LabelProgress | None = None) -> dict[str, float]:
+    """Figures of merit of a labeled set: counts per quadrant / route / profile, means, rollouts spent."""
+    def mean(values: list[float]) -> float:
+        return float(np.mean(values)) if values else math.nan
+
+    out: dict[str, float] = {"n_labeled": len(records)}
+    quadrants = Counter(r.quadrant for r in records)
+    out.update({f"n_{q}": quadrants.get(q, 0) for q in QUADRANTS})
+    out.update({f"n_route_{k}": v for k, v in Counter(r.route for r in records).items()})
+    out.update({f"n_profile_{k}": v for k, v in Counter(r.profile for r in records).items()})
+    out["mean_U"] = mean([r.uncertainty["entropy"] for r in records])
+    for key in ("p_policy", "p_force", "p_expert"):
+        out[f"mean_{key}"] = mean([r.leverage[key] for r in records if key in r.leverage])
+    for key in ("L_local", "L_upper"):
+        out[f"mean_{key}"] = mean([r.leverage[key]["value"] for r in records if key in r.leverage])
+    out["mean_ELP_net"] = mean([r.elp_net for r in records if r.elp_net is not None])
+    out["mean_d_expert"] = mean([r.d_expert for r in records if r.d_expert is not None])
+    out["mean_d_force"] = mean([r.d_force for r in records if r.d_force is not None])
+    out["rollouts_spent"] = sum(r.rollouts for r in records)
+    out["teacher_errors"] = sum(r.teacher_error is not None for r in records)
+    if progress is not None:
+        out.update(skipped_unrestorable=progress.skipped_unrestorable, resumed=progress.resumed,
+                   episodes_rolled_out=progress.branch.episodes, rollouts_deduplicated=progress.branch.deduplicated)
+    return out
+
+
+def rollouts_saved_vs_fixed(records: Sequence[LabeledSnapshot], n_max: int) -> int:
+    """Rollouts adaptive sampling saved against running every student condition to n_max."""
+    return sum(max(0, n_max - c["n"]) for r in records for name, c in r.conditions.items() if name != "expert")
+
