@@ -278,3 +278,15 @@ def rollouts_saved_vs_fixed(records: Sequence[LabeledSnapshot], n_max: int) -> i
     """Rollouts adaptive sampling saved against running every student condition to n_max."""
     return sum(max(0, n_max - c["n"]) for r in records for name, c in r.conditions.items() if name != "expert")
 
+
+
+def make_teachers(config: LabelConfig, shop: Shop, cache_dir: str | Path | None) -> tuple[Teacher, Teacher | None]:
+    """The configured teacher and the fallback used when it fails (None when not allowed)."""
+    from teachable.policy.teacher.offline import OfflineTeacher
+
+    if config.teacher == "offline":
+        return OfflineTeacher(shop), None
+    from teachable.policy.teacher.openai_teacher import OpenAITeacher
+
+    teacher = OpenAITeacher(model=config.teacher_model, base_url=config.teacher_base_url or None, cache_dir=cache_dir)
+    return teacher, OfflineTeacher(shop) if config.teacher_fallback else None
