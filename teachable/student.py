@@ -187,6 +187,10 @@ def build_student(config: StudentConfig, shop: Shop, pairs: Sequence[tuple[Conte
     # a plain LM: the prompt needs no tokenizer, so the tokenizer can learn from the prompts
     prompts = [render_prompt(ctx, None, **settings) + completion_text(action) for ctx, action in pairs]
     tokenizer = train_bpe_tokenizer(tokenizer_texts(shop, prompts), vocab_size=config.vocab_size)
+    # one token per product id, as shown (upper case) and as clicked (lower case): a small model
+    # then copies an id with one attention step instead of spelling it out piece by piece
+    asins = sorted({p["asin"] for p in shop.catalog.products})
+    tokenizer.add_tokens([*asins, *(a.lower() for a in asins)])
     longest = max((len(x) for x in tokenizer(prompts[:2000])["input_ids"]), default=256)
     model = build_tiny_llama(tokenizer, hidden_size=config.hidden_size, num_layers=config.num_layers,
                              num_heads=config.num_heads, intermediate_size=config.hidden_size * 3,

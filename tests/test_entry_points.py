@@ -11,7 +11,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from entry_points import common
-from entry_points.common import UpstreamError, parse_config, resolve_model, resolve_upstream, start_phase
+from entry_points.common import (
+    UpstreamError,
+    parse_config,
+    resolve_model,
+    resolve_upstream,
+    start_phase,
+)
 from teachable.records import Snapshot, Trajectory, read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,13 @@ import pytest
 
 from teachable.label.branching import Branching, BranchStats, run_branches
 from teachable.label.depth import intervention_depths
-from teachable.label.labeling import LabelConfig, finalize, label_snapshots, select_snapshots, summarize_labels
+from teachable.label.labeling import (
+    LabelConfig,
+    finalize,
+    label_snapshots,
+    select_snapshots,
+    summarize_labels,
+)
 from teachable.label.leverage import leverage_labels, profile_of
 from teachable.label.patch_gain import patch_gain_labels
 from teachable.label.quadrant import quadrant_of, thresholds

@@ -1,0 +1,507 @@
+"""`LMPolicy`: a Hugging Face causal LM (optionally with a LoRA adapter) as a WebShop policy.
+
+Clicks are chosen by scoring: the score of an action is the log-probability of its completion
+text (`completion_text(action)`, i.e. ` click[...]`) given the prompt, summed over its tokens,
+and the distribution is the softmax of the scores over the page's valid clicks at the policy's
+temperature. Scoring is batched: one forward pass over the (deduplicated, left-padded) prompts of
+a chunk of contexts fills a KV cache, then one forward pass over every candidate completion of
+every context in the chunk reuses that cache: either all of a prompt's candidates packed into its
+row under a block-diagonal causal mask (`candidate_layout="packed"`, the default: no copy of the
+cache) or one row per candidate after repeating the prompt's cache rows (`"expand"`).
+`score_unbatched` is the slow reference both are tested against.
+
+On a page with a search bar the policy writes the query: incremental decoding after the forced
+completion prefix ` search[`, stopping at `]`, a newline, the end-of-sequence token or
+`max_query_tokens`. The text is parsed with a regex, never executed.
+
+Prompt and completion are tokenized separately and their ids concatenated, so the token boundary
+is the same in every path (scoring, generation and, for training code that follows this
+module's `encode_prompts` / `encode_completions`, supervision).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from teachable.policy.base import RngLike, check_batch, rng_for, sample_action
+from teachable.prompting import DEFAULT_HISTORY, Context, completion_text, render_prompt
+
+logger = logging.getLogger(__name__)
+
+SETTINGS_FILE = "teachable_policy.json"
+SETTINGS_SCHEMA_VERSION = 1
+PROMPT_SETTINGS = ("max_history", "list_actions", "max_observation_chars")
+QUERY_PREFIX = "search["
+QUERY_RE = re.compile(r"search\[([^\]\n]*)")
+FALLBACK_QUERY_WORDS = 6
+CANDIDATE_LAYOUTS = ("packed", "expand")
+HEAD_CHUNK_TOKENS = 512  # rows of the output projection computed at once (bounds the logits' memory)
+
+
+def save_prompt_settings(path: str | Path, *, max_history: int = DEFAULT_HISTORY, list_actions: bool = False,
+                         max_observation_chars: int | None = None) -> Path:
+    """Write the prompt settings a model was trained with into `path/teachable_policy.json`.
+
+    `LMPolicy.from_pretrained` reads them back, so a model is prompted the way it was trained.
+
+    Returns:
+        The path of the written file.
+    """
+    out = Path(path) / SETTINGS_FILE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    settings = {"schema_version": SETTINGS_SCHEMA_VERSION, "max_history": int(max_history),
+                "list_actions": bool(list_actions), "max_observation_chars": max_observation_chars}
+    out.write_text(json.dumps(settings, indent=2) + "\n")
+    return out
+
+
+def load_prompt_settings(path: str | Path) -> dict[str, Any]:
+    """The prompt settings saved in folder `path` (empty when it has none).
+
+    Raises:
+        ValueError: when the file was written by a newer version of this code.
+    """
+    file = Path(path).expanduser() / SETTINGS_FILE
+    if not file.is_file():
+        return {}
+    data = json.loads(file.read_text())
+    version = data.get("schema_version", SETTINGS_SCHEMA_VERSION)
+    if version > SETTINGS_SCHEMA_VERSION:
+        raise ValueError(f"{file} has schema_version {version}, newer than this code reads "
+                         f"({SETTINGS_SCHEMA_VERSION}); update teachable.")
+    return {k: data[k] for k in PROMPT_SETTINGS if k in data}
+
+
+def instruction_query(instruction: str, words: int = FALLBACK_QUERY_WORDS) -> str:
+    """The first `words` words of an instruction (commas dropped): a query when the model writes none."""
+    return " ".join(instruction.replace(",", " ").split()[:words])
+
+
+def parse_query(generated: str) -> str:
+    """The query in `search[` + `generated`: cut at the first `]` or newline, with `[` and
+    unprintable characters turned into spaces (the env reads `search[<query>]` with a regex that a
+    `[` inside the query would confuse) and whitespace collapsed."""
+    match = QUERY_RE.match(QUERY_PREFIX + generated)
+    if not match:
+        return ""
+    return " ".join("".join(ch if ch.isprintable() and ch != "[" else " " for ch in match.group(1)).split())
+
+
+class LMPolicy:
+    """A causal LM that clicks by scoring the valid actions and writes search queries.
+
+    Args:
+        model: a Hugging Face causal LM (or a `peft.PeftModel` around one), on any device.
+        tokenizer: its tokenizer; with a chat template, prompts go through it.
+        name: the policy's name in records.
+        temperature: softmax temperature of the click distribution and of query sampling;
+            0 means greedy (argmax).
+        max_history: how many recent actions the prompt shows.
+        list_actions: list the valid actions in the prompt.
+        max_observation_chars: cut longer observations in the prompt.
+        max_query_tokens: the most tokens of a generated query.
+        batch_size: contexts per forward pass.
+        candidate_layout: how the candidate pass reuses the prompts' KV cache. "packed" (default):
+            one row per prompt with all its candidates back to back under a block-diagonal
+            causal mask; the cache is used as is (needs "sdpa" or "eager" attention).
+            "expand": one row per candidate after a copy of its prompt's cache rows; works with
+            any attention, but memory grows with batch_size x candidates x prompt length and
+            the copies dominate on CPU (see bench/policy_throughput.py).
+
+    Raises:
+        ValueError: for a negative temperature, a non-positive batch_size / max_query_tokens, an
+            unknown candidate_layout, or "packed" with an attention that takes no custom mask.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, *, name: str = "student", temperature: float = 1.0,
+                 max_history: int = DEFAULT_HISTORY, list_actions: bool = False,
+                 max_observation_chars: int | None = None, max_query_tokens: int = 24,
+                 batch_size: int = 16, candidate_layout: str = "packed") -> None:
+        if temperature < 0:
+            raise ValueError(f"temperature={temperature} must be >= 0 (0 is greedy).")
+        if batch_size < 1 or max_query_tokens < 1:
+            raise ValueError(f"batch_size={batch_size} and max_query_tokens={max_query_tokens} must be >= 1.")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.temperature = float(temperature)
+        self.max_history = max_history
+        self.list_actions = list_actions
+        self.max_observation_chars = max_observation_chars
+        self.max_query_tokens = max_query_tokens
+        self.batch_size = batch_size
+        self._is_chat = bool(getattr(tokenizer, "chat_template", None))
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self._pad_id = int(pad) if pad is not None else 0
+        self._eos_id = tokenizer.eos_token_id
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self._decoder = base.get_decoder()
+        self._head = base.get_output_embeddings()
+        self._softcap = getattr(base.config, "final_logit_softcapping", None)
+        self._max_positions = getattr(base.config, "max_position_embeddings", None)
+        if candidate_layout not in CANDIDATE_LAYOUTS:
+            raise ValueError(f"candidate_layout={candidate_layout!r}; use one of {CANDIDATE_LAYOUTS}.")
+        attention = getattr(base.config, "_attn_implementation", None) or "eager"
+        if candidate_layout == "packed" and attention not in ("sdpa", "eager"):
+            raise ValueError(f"candidate_layout='packed' needs 'sdpa' or 'eager' attention, the model uses "
+                             f"{attention!r}; pass candidate_layout='expand'.")
+        self.candidate_layout = candidate_layout
+        self._warned_long = False
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, *, adapter: str | None = None, device: str | None = None,
+                        dtype: str | None = None, **settings: Any) -> LMPolicy:
+        """Load a model (see `teachable.models.load_model`) as a policy.
+
+        Prompt settings come from `teachable_policy.json` in the model folder, then from the
+        adapter folder, then from `settings` (each later one wins).
+
+        Args:
+            name_or_path: a local model folder or the preset `"smollm2"`.
+            adapter: a LoRA adapter folder.
+            device: the device (default: cuda when available, else cpu).
+            dtype: "float32", "bfloat16" or "float16" (default: float32 on CPU, bfloat16 on CUDA).
+            **settings: any `LMPolicy` keyword argument.
+        """
+        from teachable.models import SMOLLM2_PRESET, load_model
+
+        model, tokenizer = load_model(name_or_path, device=device, dtype=dtype, adapter=adapter)
+        saved = load_prompt_settings(name_or_path) if name_or_path != SMOLLM2_PRESET else {}
+        if adapter is not None:
+            saved.update(load_prompt_settings(adapter))
+        return cls(model, tokenizer, **{**saved, **settings})
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Save the model (only the adapter for a `PeftModel`), the tokenizer and the prompt settings."""
+        out = Path(path)
+        self.model.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
+        save_prompt_settings(out, max_history=self.max_history, list_actions=self.list_actions,
+                             max_observation_chars=self.max_observation_chars)
+        return out
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def prompt(self, ctx: Context) -> str:
+        """The prompt this policy shows the model for `ctx`."""
+        return render_prompt(ctx, self.tokenizer, max_history=self.max_history, list_actions=self.list_actions,
+                             max_observation_chars=self.max_observation_chars)
+
+    def encode_prompts(self, prompts: Sequence[str]) -> list[list[int]]:
+        """Token ids of prompts (`<bos>` added by a plain tokenizer; chat templates carry their own)."""
+        return self._encode(prompts, add_special_tokens=not self._is_chat)
+
+    def encode_completions(self, completions: Sequence[str]) -> list[list[int]]:
+        """Token ids of completions (no special tokens), to be appended to the prompt's ids."""
+        return self._encode(completions, add_special_tokens=False)
+
+    def _encode(self, texts: Sequence[str], add_special_tokens: bool) -> list[list[int]]:
+        if not texts:
+            return []
+        return [list(ids) for ids in self.tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"]]
+
+    # ---- model calls -------------------------------------------------------------------------
+
+    def _log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Log-softmax over the vocabulary of the model's head applied to hidden states (float32)."""
+        logits = self._head(hidden).float()
+        if self._softcap:
+            logits = torch.tanh(logits / self._softcap) * self._softcap
+        return torch.log_softmax(logits, dim=-1)
+
+    def _check_length(self, n_tokens: int) -> None:
+        if self._max_positions and n_tokens > self._max_positions and not self._warned_long:
+            self._warned_long = True
+            logger.warning("a prompt of %d tokens exceeds the model's %d positions; consider max_observation_chars "
+                           "or max_history", n_tokens, self._max_positions)
+
+    def _prefill(self, sequences: list[list[int]]) -> tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run left-padded `sequences` through the decoder with a fresh KV cache.
+
+        Returns:
+            (cache, log-probs of the next token after each sequence (B, V), the attention mask
+            (B, L), each sequence's length (B,)).
+        """
+        dev = self.device
+        width = max(len(s) for s in sequences)
+        self._check_length(width)
+        ids = torch.full((len(sequences), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        for r, seq in enumerate(sequences):
+            ids[r, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
+            mask[r, width - len(seq):] = 1
+        ids, mask = ids.to(dev), mask.to(dev)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self._decoder(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        return out.cache, self._log_probs(out.last_hidden_state[:, -1]), mask, mask.sum(-1)
+
+    # ---- scoring -----------------------------------------------------------------------------
+
+    def action_scores(self, contexts: Sequence[Context]) -> list[dict[str, float]]:
+        """For each context, the summed log-probability of each valid action's completion.
+
+        Returns:
+            One dict per context, `{action: log p(completion_text(action) | prompt)}` in the
+            order of `valid_actions` (empty for a context without valid actions).
+        """
+        out: list[dict[str, float]] = []
+        with torch.inference_mode():
+            for start in range(0, len(contexts), self.batch_size):
+                out.extend(self._score_chunk(contexts[start:start + self.batch_size]))
+        return out
+
+    def _score_chunk(self, contexts: Sequence[Context]) -> list[dict[str, float]]:
+        if not any(ctx.valid_actions for ctx in contexts):
+            return [{} for _ in contexts]
+        unique: dict[str, int] = {}
+        prompt_row = [unique.setdefault(self.prompt(ctx), len(unique)) for ctx in contexts]
+        row_actions: list[dict[str, None]] = [{} for _ in unique]
+        for row, ctx in zip(prompt_row, contexts, strict=True):
+            row_actions[row].update(dict.fromkeys(ctx.valid_actions))
+        cands = [(row, a) for row, actions in enumerate(row_actions) for a in actions]
+        actions = list(dict.fromkeys(a for _, a in cands))
+        ids_of = dict(zip(actions, self.encode_completions([completion_text(a) for a in actions]), strict=True))
+        comps = [ids_of[a] for _, a in cands]
+        if any(not c for c in comps):
+            raise ValueError("an action tokenized to no tokens; the tokenizer cannot score it.")
+
+        cache, first_lp, prompt_mask, prompt_len = self._prefill(self.encode_prompts(list(unique)))
+        rows = torch.tensor([row for row, _ in cands], dtype=torch.long, device=self.device)
+        score_fn = self._score_packed if self.candidate_layout == "packed" else self._score_expanded
+        states, targets, cand_idx = score_fn(rows, comps, cache, prompt_mask, prompt_len)
+
+        first = torch.tensor([c[0] for c in comps], dtype=torch.long, device=self.device)
+        scores = first_lp[rows].gather(1, first[:, None]).squeeze(1)
+        if len(targets):
+            token_lp = torch.cat([
+                self._log_probs(states[s:s + HEAD_CHUNK_TOKENS]).gather(1, targets[s:s + HEAD_CHUNK_TOKENS, None]).squeeze(1)
+                for s in range(0, len(targets), HEAD_CHUNK_TOKENS)])
+            scores = scores.index_add(0, cand_idx, token_lp)
+        by_cand = dict(zip(cands, scores.tolist(), strict=True))
+        return [{a: by_cand[(row, a)] for a in ctx.valid_actions} for row, ctx in zip(prompt_row, contexts, strict=True)]
+
+    def _score_expanded(self, rows: torch.Tensor, comps: list[list[int]], cache: Any, prompt_mask: torch.Tensor,
+                        prompt_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One row per candidate, after that many copies of its prompt's KV cache rows.
+
+        Returns:
+            (the hidden state before each non-first completion token (M, H), that token (M,),
+            the candidate it belongs to (M,)).
+        """
+        dev = self.device
+        width = max(len(c) for c in comps)
+        ids = torch.full((len(comps), width), self._pad_id, dtype=torch.long)
+        comp_mask = torch.zeros((len(comps), width), dtype=torch.long)
+        for r, comp in enumerate(comps):
+            ids[r, :len(comp)] = torch.tensor(comp, dtype=torch.long)
+            comp_mask[r, :len(comp)] = 1
+        ids, comp_mask = ids.to(dev), comp_mask.to(dev)
+        cache.batch_select_indices(rows)
+        positions = prompt_len[rows, None] + torch.arange(width, device=dev)
+        mask = torch.cat([prompt_mask[rows], comp_mask], dim=1)
+        hidden = self._decoder(input_ids=ids, attention_mask=mask, position_ids=positions,
+                               cache=cache, use_cache=True).last_hidden_state
+        cand_idx, pos_idx = comp_mask[:, 1:].bool().nonzero(as_tuple=True)
+        return hidden[cand_idx, pos_idx], ids[cand_idx, pos_idx + 1], cand_idx
+
+    def _score_packed(self, rows: torch.Tensor, comps: list[list[int]], cache: Any, prompt_mask: torch.Tensor,
+                      prompt_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One row per prompt holding all its candidates back to back, each candidate seeing the
+        prompt and its own earlier tokens only (a block-diagonal causal 4D mask); the cache is not
+        copied. Returns what `_score_expanded` returns."""
+        dev = self.device
+        n_rows = prompt_mask.shape[0]
+        packed: list[list[int]] = [[] for _ in range(n_rows)]
+        segment: list[list[int]] = [[] for _ in range(n_rows)]
+        offset: list[list[int]] = [[] for _ in range(n_rows)]
+        for cand, (row, comp) in enumerate(zip(rows.tolist(), comps, strict=True)):
+            packed[row] += comp
+            segment[row] += [cand] * len(comp)
+            offset[row] += range(len(comp))
+        width = max(len(p) for p in packed)
+        ids = torch.full((n_rows, width), self._pad_id, dtype=torch.long)
+        seg = torch.full((n_rows, width), -1, dtype=torch.long)
+        off = torch.zeros((n_rows, width), dtype=torch.long)
+        for r in range(n_rows):
+            n = len(packed[r])
+            ids[r, :n], seg[r, :n], off[r, :n] = (torch.tensor(x, dtype=torch.long)
+                                                  for x in (packed[r], segment[r], offset[r]))
+        ids, seg, off = ids.to(dev), seg.to(dev), off.to(dev)
+        causal = torch.ones((width, width), dtype=torch.bool, device=dev).tril()
+        own = (seg[:, :, None] == seg[:, None, :]) & (seg[:, None, :] >= 0) & causal
+        allowed = torch.cat([prompt_mask.bool()[:, None, :].expand(-1, width, -1), own], dim=2)[:, None]
+        dtype = self._decoder.dtype
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=dev).masked_fill_(~allowed, torch.finfo(dtype).min)
+        hidden = self._decoder(input_ids=ids, attention_mask=mask, position_ids=prompt_len[:, None] + off,
+                               cache=cache, use_cache=True).last_hidden_state
+        row_idx, pos_idx = (off >= 1).nonzero(as_tuple=True)
+        return hidden[row_idx, pos_idx - 1], ids[row_idx, pos_idx], seg[row_idx, pos_idx]
+
+    def score_unbatched(self, ctx: Context) -> dict[str, float]:
+        """The reference scores: one full forward of prompt + completion per action, no cache, no padding."""
+        prompt_ids = self.encode_prompts([self.prompt(ctx)])[0] if ctx.valid_actions else []
+        out: dict[str, float] = {}
+        with torch.inference_mode():
+            for action in ctx.valid_actions:
+                comp = self.encode_completions([completion_text(action)])[0]
+                ids = torch.tensor([prompt_ids + comp], dtype=torch.long, device=self.device)
+                logits = self.model(input_ids=ids, use_cache=False).logits[0].float()
+                lp = torch.log_softmax(logits[len(prompt_ids) - 1:-1], dim=-1)
+                target = torch.tensor(comp, dtype=torch.long, device=self.device)
+                out[action] = float(lp.gather(1, target[:, None]).sum())
+        return out
+
+    # ---- distributions and actions -----------------------------------------------------------
+
+    def _softmax(self, scores: dict[str, float]) -> dict[str, float]:
+        actions = list(scores)
+        values = np.fromiter(scores.values(), dtype=float, count=len(actions))
+        if self.temperature == 0:
+            probs = np.zeros(len(actions))
+            probs[int(np.argmax(values))] = 1.0
+        else:
+            z = (values - values.max()) / self.temperature
+            probs = np.exp(z)
+            probs /= probs.sum()
+        return dict(zip(actions, probs.tolist(), strict=True))
+
+    @staticmethod
+    def _is_search(ctx: Context) -> bool:
+        return ctx.has_search_bar or not ctx.valid_actions
+
+    def action_distribution(self, contexts: Sequence[Context]) -> list[dict[str, float]]:
+        """For each context, the softmax of the action scores at the policy's temperature.
+
+        On a page with a search bar (or without valid clicks) the distribution is
+        `{greedy query action: 1.0}`: the uncertainty of a search step is not measured.
+        """
+        out: list[dict[str, float]] = [{} for _ in contexts]
+        search = [i for i, ctx in enumerate(contexts) if self._is_search(ctx)]
+        clicks = [i for i, ctx in enumerate(contexts) if not self._is_search(ctx)]
+        for i, query in zip(search, self.generate_queries([contexts[i] for i in search], None, greedy=True),
+                            strict=True):
+            out[i] = {query: 1.0}
+        for i, scores in zip(clicks, self.action_scores([contexts[i] for i in clicks]), strict=True):
+            out[i] = self._softmax(scores)
+        return out
+
+    def act(self, contexts: Sequence[Context], rng: RngLike, greedy: bool = False) -> list[str]:
+        """One action per context: a written query on search pages, a sampled (or argmax) click elsewhere.
+
+        Args:
+            contexts: the decision contexts.
+            rng: one generator, or one per context (then each context's action depends only on
+                its own generator, whatever else is in the batch, up to the rounding differences
+                between batch layouts: negligible in float32, but in bfloat16 a near-tie can
+                sample differently).
+            greedy: take the most likely click and the greedy query.
+
+        Raises:
+            ValueError: when the number of generators does not match the contexts.
+        """
+        check_batch(contexts, rng)
+        out = [""] * len(contexts)
+        search = [i for i, ctx in enumerate(contexts) if self._is_search(ctx)]
+        clicks = [i for i, ctx in enumerate(contexts) if not self._is_search(ctx)]
+        queries = self.generate_queries([contexts[i] for i in search], [rng_for(rng, i) for i in search], greedy)
+        for i, query in zip(search, queries, strict=True):
+            out[i] = query
+        dists = [self._softmax(s) for s in self.action_scores([contexts[i] for i in clicks])]
+        for i, dist in zip(clicks, dists, strict=True):
+            out[i] = sample_action(dist, rng_for(rng, i), greedy)
+        return out
+
+    # ---- query generation --------------------------------------------------------------------
+
+    def generate_queries(self, contexts: Sequence[Context], rngs: Sequence[np.random.Generator] | None,
+                         greedy: bool) -> list[str]:
+        """Write a `search[<query>]` action for each context.
+
+        The completion starts with the forced prefix ` search[`; decoding stops at `]`, a newline,
+        the end-of-sequence token or `max_query_tokens`. Sampling uses `temperature` and draws one
+        number per generated token from the row's own generator, so a context's query does not
+        depend on the rest of the batch. An empty query falls back to the instruction's first
+        words (`instruction_query`), so the action is always a usable search.
+
+        Args:
+            contexts: the decision contexts.
+            rngs: one generator per context; may be None when greedy.
+            greedy: take the most likely token at each step (also when temperature is 0).
+
+        Returns:
+            One `search[...]` action per context.
+
+        Raises:
+            ValueError: when sampling without generators or with the wrong number of them.
+        """
+        greedy = greedy or self.temperature == 0
+        if not greedy and (rngs is None or len(rngs) != len(contexts)):
+            raise ValueError(f"sampling queries needs one generator per context; got "
+                             f"{'none' if rngs is None else len(rngs)} for {len(contexts)} contexts.")
+        out: list[str] = []
+        with torch.inference_mode():
+            for start in range(0, len(contexts), self.batch_size):
+                chunk = contexts[start:start + self.batch_size]
+                chunk_rngs = None if greedy else list(rngs[start:start + self.batch_size])  # type: ignore[index]
+                for ctx, text in zip(chunk, self._generate_chunk(chunk, chunk_rngs), strict=True):
+                    query = parse_query(text) or instruction_query(ctx.instruction)
+                    out.append(f"{QUERY_PREFIX}{query}]")
+        return out
+
+    def _next_tokens(self, log_probs: torch.Tensor, rngs: list[np.random.Generator] | None) -> list[int]:
+        if rngs is None:
+            return log_probs.argmax(-1).tolist()
+        probs = torch.softmax(log_probs / self.temperature, dim=-1).double().cpu().numpy()
+        cdf = np.cumsum(probs, axis=1)
+        picks = []
+        for row, gen in enumerate(rngs):
+            u = gen.random() * cdf[row, -1]
+            picks.append(min(int(np.searchsorted(cdf[row], u, side="right")), probs.shape[1] - 1))
+        return picks
+
+    def _generate_chunk(self, contexts: Sequence[Context], rngs: list[np.random.Generator] | None) -> list[str]:
+        """The text each context's model writes after ` search[` (raw, before parsing)."""
+        if not contexts:
+            return []
+        dev = self.device
+        prefix = self.encode_completions([completion_text(QUERY_PREFIX)])[0]
+        sequences = [p + prefix for p in self.encode_prompts([self.prompt(c) for c in contexts])]
+        cache, log_probs, mask, positions = self._prefill(sequences)
+        generated: list[list[int]] = [[] for _ in contexts]
+        texts = [""] * len(contexts)
+        active = list(range(len(contexts)))  # rows of the batch still writing, in cache order
+        for step in range(self.max_query_tokens):
+            tokens = self._next_tokens(log_probs, None if rngs is None else [rngs[r] for r in active])
+            keep = []
+            for k, (row, token) in enumerate(zip(active, tokens, strict=True)):
+                if token == self._eos_id:
+                    continue
+                generated[row].append(token)
+                texts[row] = self.tokenizer.decode(generated[row], skip_special_tokens=True,
+                                                   clean_up_tokenization_spaces=False)
+                if "]" not in texts[row] and "\n" not in texts[row]:
+                    keep.append(k)
+            if not keep or step == self.max_query_tokens - 1:
+                break
+            if len(keep) < len(active):
+                index = torch.tensor(keep, dtype=torch.long, device=dev)
+                cache.batch_select_indices(index)
+                mask, positions = mask[index], positions[index]
+            active = [active[k] for k in keep]
+            step_ids = torch.tensor([[generated[r][-1]] for r in active], dtype=torch.long, device=dev)
+            mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=dev)], dim=1)
+            hidden = self._decoder(input_ids=step_ids, attention_mask=mask, position_ids=positions[:, None],
+                                   cache=cache, use_cache=True).last_hidden_state
+            positions = positions + 1
+            log_probs = self._log_probs(hidden[:, -1])
+        return texts
