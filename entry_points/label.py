@@ -43,7 +43,7 @@ from teachable.label.labeling import (
     summarize_labels,
 )
 from teachable.policy.expert import ExpertPolicy
-from teachable.policy.factory import make_policy
+from teachable.policy.factory import BUILTIN_POLICIES, make_policy
 from teachable.records import Snapshot, read_jsonl, write_jsonl
 from teachable.reporting.labels import label_table, quadrant_scatter
 from webshop_env.env import Shop
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                                Snapshot)
         if not snapshots:
             raise UpstreamError(f"mine run {mine.run_id} has no snapshots; mine a rollouts run with failures first.")
-        student_path = resolve_model(config.student, "student")
+        student_path = config.student if config.student in BUILTIN_POLICIES else resolve_model(config.student, "student")
         work = (resumed_work_file(PHASE, config.resume_run, "labeled_snapshots.partial.jsonl") if config.resume_run
                 else work_file(PHASE, config, {"mine": mine.run_id, "student": student_path},
                                "labeled_snapshots.partial.jsonl"))

@@ -135,6 +135,7 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("webshop_cache")
     os.environ["WEBSHOP_ENV_CACHE"] = str(root)
     os.environ["TEACHABLE_CACHE"] = str(tmp_path_factory.mktemp("teachable_cache"))
+    os.environ["TEACHABLE_WORK_DIR"] = str(tmp_path_factory.mktemp("teachable_work"))
     os.environ["HF_HUB_OFFLINE"] = "1"
     return root
 

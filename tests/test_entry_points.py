@@ -166,3 +166,46 @@ def test_rollouts_refuses_an_unknown_student(mlflow_store: str, small_data_dir: 
         rollouts.main(["--data_dir", str(small_data_dir), "--student", str(tmp_path / "nope")])
     with pytest.raises(UpstreamError, match="no registered model 'teachable-student'"):
         rollouts.main(["--data_dir", str(small_data_dir), "--student", "models:/teachable-student@champion"])
+
+
+def test_label_resumes_after_a_crash_and_logs_everything(mlflow_store: str, small_data_dir: Path,
+                                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from entry_points import label, mine, rollouts
+    from teachable.label import labeling
+    from teachable.records import LabeledSnapshot
+
+    monkeypatch.setenv("TEACHABLE_WORK_DIR", str(tmp_path / "work"))
+    rollouts.main(["--data_dir", str(small_data_dir), "--student", "random", "--n_goals", "10", "--max_steps", "8"])
+    mine.main(["--offsets", "1,2"])
+    args = ["--data_dir", str(small_data_dir), "--student", "random", "--max_snapshots", "6", "--snapshot_batch", "2",
+            "--n_min", "4", "--n_max", "8", "--rollout_batch", "4", "--max_steps", "8"]
+    real = labeling.label_batch
+    calls = []
+
+    def crash_on_second_batch(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        return real(*a, **k)
+
+    monkeypatch.setattr(labeling, "label_batch", crash_on_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        label.main(args)
+    monkeypatch.setattr(labeling, "label_batch", real)
+    label.main(args)
+    client = MlflowClient()
+    runs = client.search_runs([common.setup_tracking()], filter_string="tags.`teachable.phase` = 'label'",
+                              order_by=["attributes.start_time DESC"])
+    done, crashed = runs[0], runs[1]
+    assert crashed.info.status == "FAILED" and done.info.status == "FINISHED"
+    assert done.data.tags["teachable.work_key"] == crashed.data.tags["teachable.work_key"]
+    m = done.data.metrics
+    assert m["resumed"] == 2 and m["n_labeled"] == 6 and m["labeled_so_far"] == 6
+    assert m["rollouts_spent"] > 0 and "u_threshold" in m and "n_Q1_highU_highL" in m
+    run_id = done.info.run_id
+    records = read_jsonl(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="labeled_snapshots.jsonl"),
+                         LabeledSnapshot)
+    assert len({r.snapshot_id for r in records}) == 6 and all(r.quadrant for r in records)
+    names = {a.path for a in client.list_artifacts(run_id)}
+    assert {"label_scatter.png", "labels_table.json", "label_summary.json"} <= names
+    assert done.data.tags["upstream.mine"] == runs[0].data.tags["upstream.mine"]
