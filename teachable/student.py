@@ -27,9 +27,16 @@ import torch
 from teachable.policy.base import RngLike, check_batch, rng_for
 from teachable.policy.expert import ExpertPolicy
 from teachable.policy.lm import LMPolicy
-from teachable.prompting import Context, completion_text, render_prompt
-from teachable.rollouts import goal_specs, run_episodes, sample_goals, step_context, summarize
-from webshop_env.env import Shop
+from teachable.prompting import Context, completion_text, context_from_env, render_prompt
+from teachable.rollouts import (
+    derive_seed,
+    goal_specs,
+    run_episodes,
+    sample_goals,
+    step_context,
+    summarize,
+)
+from webshop_env.env import Shop, WebShopEnv
 
 log = logging.getLogger(__name__)
 TINY = "tiny"
@@ -43,6 +50,7 @@ class StudentConfig:
     base_model: str = field(default=TINY, metadata={"help": "tiny (a new small Llama), a local HF model folder, or smollm2"})
     n_train_goals: int = field(default=300, metadata={"help": "train goals the expert demonstrates"})
     noise: float = field(default=0.3, metadata={"help": "probability of a random action in the demonstrations (labels stay the expert's)"})
+    search_goals: int = field(default=2000, metadata={"help": "extra start-page search examples: the expert's query for train goals, then synthetic goals"})
     epochs: float = field(default=3.0, metadata={"help": "passes over the demonstrations (0: use the base model as it is)"})
     learning_rate: float = field(default=2e-3, metadata={"help": "AdamW learning rate (linear warm-up and decay)"})
     batch_size: int = field(default=16, metadata={"help": "examples per optimiser step"})
@@ -64,6 +72,8 @@ class StudentConfig:
             raise ValueError(f"noise must be in [0, 1), got {self.noise}.")
         if self.epochs < 0 or self.learning_rate <= 0:
             raise ValueError(f"epochs ({self.epochs}) must be >= 0 and learning_rate ({self.learning_rate}) > 0.")
+        if self.search_goals < 0:
+            raise ValueError(f"search_goals must be >= 0, got {self.search_goals}.")
         for name in ("n_train_goals", "batch_size", "vocab_size", "hidden_size", "num_layers", "num_heads", "max_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
@@ -104,6 +114,30 @@ def demonstrations(shop: Shop, goal_indices: Sequence[int], *, noise: float, see
     labels = expert.act(contexts, np.random.default_rng(seed), greedy=True)
     log.info("%d demonstrations from %d episodes (%s)", len(contexts), len(trajs), summarize(trajs))
     return list(zip(contexts, labels, strict=True))
+
+
+def search_demonstrations(shop: Shop, n: int, seed: int, exclude: set[int] | frozenset[int] = frozenset()) -> list[tuple[Context, str]]:
+    """(start page, expert query) pairs: train goals not in `exclude`, then synthetic goals, `n` in all.
+
+    Search is where a small model must learn to copy (the query is the instruction's words);
+    start pages are short, so many of them cost little.
+    """
+    from webshop_env.goals import build_goals
+
+    if n <= 0:
+        return []
+    goals = [shop.goals[i] for i in shop.split_goal_indices("train") if i not in exclude]
+    try:
+        goals += build_goals(shop.catalog, human=False, goal_seed=seed)
+    except ValueError:  # a catalogue without the attribute file has no synthetic goals
+        pass
+    order = np.random.default_rng(derive_seed(seed, 17)).permutation(len(goals))[:n]
+    expert, env = ExpertPolicy(shop), WebShopEnv(shop=shop)
+    contexts = []
+    for i in sorted(order.tolist()):
+        obs, info = env.reset(options={"goal": goals[i]})
+        contexts.append(context_from_env(env, obs, info))
+    return list(zip(contexts, expert.act(contexts, np.random.default_rng(seed), greedy=True), strict=True))
 
 
 def tokenizer_texts(shop: Shop, prompts: Sequence[str]) -> list[str]:
@@ -209,6 +243,7 @@ def train_student(config: StudentConfig, shop: Shop, out_dir: str | Path) -> dic
     """
     train_goals = sample_goals(shop, "train", config.n_train_goals, config.seed)
     pairs = demonstrations(shop, train_goals, noise=config.noise, seed=config.seed, max_steps=config.max_steps)
+    pairs += search_demonstrations(shop, config.search_goals, config.seed, exclude=set(train_goals))
     policy = build_student(config, shop, pairs)
     metrics: dict[str, Any] = {"n_demonstrations": len(pairs), "n_train_goals": len(train_goals),
                                  "n_parameters": sum(p.numel() for p in policy.model.parameters())}
