@@ -1,0 +1,88 @@
+"""Phase `micro_train` (1b): does ELP_net predict what a tiny update on the snapshot does?
+
+    mlflow run . -e micro_train --env-manager local -P per_quadrant=6
+    python -m entry_points.micro_train --label_run latest --steps 2
+
+For a stratified sample of labeled snapshots (per quadrant), a 1-2 step LoRA update on the
+snapshot's supervision (its route's format), then the student's success from the snapshot
+before and after. Logs `micro_spearman` (Spearman of ELP_net and the micro gain) with its
+bootstrap interval, overall and per quadrant, and `micro_training_results.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from entry_points.common import (
+    UpstreamError,
+    download_artifact,
+    log_metrics,
+    parse_config,
+    resolve_model,
+    resolve_upstream,
+    start_phase,
+)
+from teachable.policy.factory import BUILTIN_POLICIES
+from teachable.records import LabeledSnapshot, read_jsonl
+from teachable.training.micro import MicroConfig, micro_validate
+from webshop_env.env import Shop
+
+PHASE = "micro_train"
+CONFIG = MicroConfig
+
+
+def label_student(label_run_id: str) -> str:
+    """The student a label run used: its recorded upstream student run, else its `student` parameter."""
+    run = MlflowClient().get_run(label_run_id)
+    if "upstream.student" in run.data.tags:
+        return resolve_model(run.data.tags["upstream.student"], "student")
+    student = run.data.params.get("student", "")
+    if student in BUILTIN_POLICIES or not student:
+        raise UpstreamError(f"label run {label_run_id} used the {student or 'unknown'} policy, not a model; "
+                            "micro-training needs an LM student: pass student=<folder, run id or models:/...>.")
+    return resolve_model(student, "student")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    config = parse_config(MicroConfig, argv, __doc__)
+    with start_phase(PHASE, config):
+        up = resolve_upstream("label", config.label_run, "label_run")
+        records = read_jsonl(download_artifact(up.run_id, "labeled_snapshots.jsonl", f"label_run={config.label_run!r}"),
+                             LabeledSnapshot)
+        base_model = label_student(up.run_id) if config.student == "label" else resolve_model(config.student, "student")
+        result = micro_validate(records, base_model=base_model, shop=Shop.load(config.data_dir or None), config=config)
+        overall = result["overall"]
+        metrics = {"micro_spearman": overall["spearman"], "micro_spearman_low": overall["low"],
+                   "micro_spearman_high": overall["high"], "micro_n": overall["n"],
+                   "micro_mean_gain": overall["mean_gain"]}
+        for q, s in result["per_quadrant"].items():
+            metrics[f"micro_spearman_{q}"] = s["spearman"]
+            metrics[f"micro_mean_gain_{q}"] = s["mean_gain"]
+        log_metrics({k: v for k, v in metrics.items() if v == v})  # NaN (too few points) is left out
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "micro_training_results.json"
+            path.write_text(json.dumps(_finite(result), indent=2))
+            mlflow.log_artifact(str(path))
+
+
+def _finite(value):
+    """JSON-safe: NaN becomes null."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    main()

@@ -1,0 +1,130 @@
+"""Micro-training validation of the CPT labels (phase 1b).
+
+Does a snapshot's ELP_net predict what training on it does? For a stratified sample of labeled
+snapshots (the same number per quadrant), a tiny LoRA update (`steps` optimiser steps) is made
+on the snapshot's supervision in its route's format (DEMO when the route is `none`); then the
+student's success from the snapshot state is measured before and after with the same branch
+seeds (common random numbers), and `micro_gain = p_after - p_before`. The figure of merit is
+Spearman(ELP_net, micro_gain) with a paired bootstrap interval, overall and per quadrant.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from teachable.label.quadrant import QUADRANTS
+from teachable.label.stats import paired_bootstrap_interval, spearman
+from teachable.policy.lm import LMPolicy
+from teachable.prompting import completion_text
+from teachable.records import LabeledSnapshot
+from teachable.rollouts import EpisodeSpec, derive_seed, run_episodes
+from teachable.supervision.examples import supervision_pair
+from teachable.training.sft import SFTSettings, micro_update
+from webshop_env.env import Shop
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MicroConfig:
+    """The `micro_train` phase: tiny LoRA updates per snapshot, gain vs ELP_net."""
+
+    label_run: str = field(default="latest", metadata={"help": "label run: latest or a run id"})
+    student: str = field(default="label", metadata={"help": "student model: label (the label run's student), latest, a run id, models:/..., or a folder"})
+    data_dir: str = field(default="", metadata={"help": "folder with WebShop's files; empty: the embedded generated catalogue"})
+    per_quadrant: int = field(default=6, metadata={"help": "snapshots drawn per quadrant"})
+    steps: int = field(default=2, metadata={"help": "optimiser steps of each micro update"})
+    learning_rate: float = field(default=5e-3, metadata={"help": "learning rate of the micro update"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    n_rollouts: int = field(default=16, metadata={"help": "branches before and after the update, same seeds"})
+    temperature: float = field(default=1.0, metadata={"help": "student sampling temperature"})
+    max_steps: int = field(default=15, metadata={"help": "episode length limit"})
+    success_threshold: float = field(default=1.0, metadata={"help": "a branch succeeds when its reward reaches this"})
+    n_boot: int = field(default=1000, metadata={"help": "bootstrap resamples for the Spearman interval"})
+    device: str = field(default="", metadata={"help": "cpu, cuda, ... (empty: cuda when available)"})
+    seed: int = field(default=0, metadata={"help": "seed of the sample, the updates and the branches"})
+
+    def __post_init__(self) -> None:
+        for name in ("per_quadrant", "steps", "n_rollouts", "max_steps", "n_boot"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+
+
+def stratified_sample(records: Sequence[LabeledSnapshot], per_quadrant: int, seed: int) -> list[LabeledSnapshot]:
+    """Up to `per_quadrant` snapshots with teacher advice from each quadrant, drawn with `seed`."""
+    by_q: dict[str, list[LabeledSnapshot]] = defaultdict(list)
+    for r in records:
+        if r.quadrant and r.teacher:
+            by_q[r.quadrant].append(r)
+    rng = np.random.default_rng(derive_seed(seed, 101))
+    out = []
+    for q in QUADRANTS:
+        pool = by_q.get(q, [])
+        picked = rng.choice(len(pool), size=min(per_quadrant, len(pool)), replace=False) if pool else []
+        out += [pool[i] for i in sorted(picked)]
+    return out
+
+
+def success_from(shop: Shop, policy: LMPolicy, record: LabeledSnapshot, config: MicroConfig) -> float:
+    """The policy's success rate from the snapshot state over `n_rollouts` seeded branches."""
+    specs = [EpisodeSpec(traj_id=f"{record.snapshot_id}/micro/{j}", seed=derive_seed(config.seed, 7, j),
+                         state=record.state, history=tuple(record.history)) for j in range(config.n_rollouts)]
+    trajs = run_episodes(shop, policy, specs, max_steps=config.max_steps, batch_size=config.n_rollouts,
+                         success_threshold=config.success_threshold)
+    return float(np.mean([t.success for t in trajs]))
+
+
+def micro_validate(records: Sequence[LabeledSnapshot], *, base_model: str, shop: Shop, config: MicroConfig,
+                   show_progress: bool = True) -> dict[str, Any]:
+    """Micro-train on each sampled snapshot and relate the gains to ELP_net.
+
+    Returns:
+        {"snapshots": [per-snapshot rows], "overall": {...}, "per_quadrant": {q: {...}}} where each
+        summary has n, spearman, low, high (a 95% paired bootstrap interval).
+
+    Raises:
+        ValueError: no labeled snapshot has a quadrant and teacher advice.
+    """
+    sample = stratified_sample(records, config.per_quadrant, config.seed)
+    if not sample:
+        raise ValueError("no labeled snapshot has a quadrant and teacher advice; label snapshots first.")
+    device = config.device or None
+    base = LMPolicy.from_pretrained(base_model, device=device, temperature=config.temperature)
+    settings = SFTSettings(learning_rate=config.learning_rate, lora_r=config.lora_r, lora_alpha=2 * config.lora_r,
+                           lora_dropout=0.0, seed=config.seed, batch_size=1, disable_tqdm=True)
+    rows = []
+    for r in tqdm(sample, desc="micro-training", unit="snapshot", disable=not show_progress):
+        fmt = r.route if r.route != "none" else "demo"
+        ctx, action = supervision_pair(r, fmt)
+        before = success_from(shop, base, r, config)
+        with tempfile.TemporaryDirectory() as tmp:
+            micro_update(base_model, [(base.prompt(ctx), completion_text(action))], Path(tmp) / "adapter",
+                         steps=config.steps, settings=settings, device=device)
+            adapted = LMPolicy.from_pretrained(base_model, adapter=str(Path(tmp) / "adapter"), device=device,
+                                               temperature=config.temperature)
+            after = success_from(shop, adapted, r, config)
+        rows.append({"snapshot_id": r.snapshot_id, "quadrant": r.quadrant, "route": r.route, "format": fmt,
+                     "elp_net": r.elp_net, "p_before": before, "p_after": after, "micro_gain": after - before})
+    return {"snapshots": rows, "overall": _correlation(rows, config),
+            "per_quadrant": {q: _correlation([x for x in rows if x["quadrant"] == q], config) for q in QUADRANTS}}
+
+
+def _correlation(rows: Sequence[dict[str, Any]], config: MicroConfig) -> dict[str, float]:
+    x = np.array([r["elp_net"] if r["elp_net"] is not None else np.nan for r in rows], dtype=float)
+    y = np.array([r["micro_gain"] for r in rows], dtype=float)
+    keep = ~np.isnan(x)
+    x, y = x[keep], y[keep]
+    if len(x) < 3:
+        return {"n": int(len(x)), "spearman": float("nan"), "low": float("nan"), "high": float("nan"),
+                "mean_gain": float(np.mean(y)) if len(y) else float("nan")}
+    est, low, high = paired_bootstrap_interval(x, y, spearman, n_boot=config.n_boot, seed=config.seed)
+    return {"n": int(len(x)), "spearman": est, "low": low, "high": high, "mean_gain": float(np.mean(y))}
