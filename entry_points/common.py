@@ -342,3 +342,15 @@ def resumed_work_file(phase: str, run_id: str, name: str) -> Path:
         raise UpstreamError(f"resume_run={run_id!r}: its work file {path} is gone; rerun without resume_run.")
     mlflow.set_tag("resumed_from", run_id)
     return path
+
+
+def label_run_student(label_run_id: str) -> str:
+    """The student a label run used: its recorded upstream student run, else its `student` parameter."""
+    run = MlflowClient().get_run(label_run_id)
+    if "upstream.student" in run.data.tags:
+        return resolve_model(run.data.tags["upstream.student"], "student")
+    student = run.data.params.get("student", "")
+    if student in ("expert", "random") or not student:
+        raise UpstreamError(f"label run {label_run_id} used the {student or 'unknown'} policy, not a model; "
+                            "training needs an LM student: pass student=<folder, run id or models:/...>.")
+    return resolve_model(student, "student")

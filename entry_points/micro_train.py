@@ -18,18 +18,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import mlflow
-from mlflow.tracking import MlflowClient
 
 from entry_points.common import (
-    UpstreamError,
     download_artifact,
+    label_run_student,
     log_metrics,
     parse_config,
     resolve_model,
     resolve_upstream,
     start_phase,
 )
-from teachable.policy.factory import BUILTIN_POLICIES
 from teachable.records import LabeledSnapshot, read_jsonl
 from teachable.training.micro import MicroConfig, micro_validate
 from webshop_env.env import Shop
@@ -38,25 +36,13 @@ PHASE = "micro_train"
 CONFIG = MicroConfig
 
 
-def label_student(label_run_id: str) -> str:
-    """The student a label run used: its recorded upstream student run, else its `student` parameter."""
-    run = MlflowClient().get_run(label_run_id)
-    if "upstream.student" in run.data.tags:
-        return resolve_model(run.data.tags["upstream.student"], "student")
-    student = run.data.params.get("student", "")
-    if student in BUILTIN_POLICIES or not student:
-        raise UpstreamError(f"label run {label_run_id} used the {student or 'unknown'} policy, not a model; "
-                            "micro-training needs an LM student: pass student=<folder, run id or models:/...>.")
-    return resolve_model(student, "student")
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(MicroConfig, argv, __doc__)
     with start_phase(PHASE, config):
         up = resolve_upstream("label", config.label_run, "label_run")
         records = read_jsonl(download_artifact(up.run_id, "labeled_snapshots.jsonl", f"label_run={config.label_run!r}"),
                              LabeledSnapshot)
-        base_model = label_student(up.run_id) if config.student == "label" else resolve_model(config.student, "student")
+        base_model = label_run_student(up.run_id) if config.student == "label" else resolve_model(config.student, "student")
         result = micro_validate(records, base_model=base_model, shop=Shop.load(config.data_dir or None), config=config)
         overall = result["overall"]
         metrics = {"micro_spearman": overall["spearman"], "micro_spearman_low": overall["low"],

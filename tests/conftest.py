@@ -184,3 +184,17 @@ def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     yield uri
     while mlflow.active_run():
         mlflow.end_run()
+
+
+@pytest.fixture(scope="session")
+def tiny_student(small_shop, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An untrained tiny Llama student saved as a model folder (prompt settings included)."""
+    from teachable.models import build_tiny_llama, train_bpe_tokenizer
+    from teachable.policy.lm import LMPolicy
+
+    texts = [p["Title"] for p in small_shop.catalog.products] + [g["instruction_text"] for g in small_shop.goals]
+    tokenizer = train_bpe_tokenizer(texts, vocab_size=400)
+    model = build_tiny_llama(tokenizer, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
+    out = tmp_path_factory.mktemp("tiny_student")
+    LMPolicy(model, tokenizer, max_observation_chars=400, max_history=2).save_pretrained(out)
+    return str(out)

@@ -9,20 +9,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from teachable.label.quadrant import QUADRANTS
-from teachable.models import build_tiny_llama, train_bpe_tokenizer
-from teachable.policy.lm import LMPolicy
 from teachable.records import LabeledSnapshot, read_jsonl
 from teachable.training.micro import MicroConfig, stratified_sample
-
-
-@pytest.fixture(scope="module")
-def tiny_student(small_shop, tmp_path_factory) -> str:
-    texts = [p["Title"] for p in small_shop.catalog.products] + [g["instruction_text"] for g in small_shop.goals]
-    tokenizer = train_bpe_tokenizer(texts, vocab_size=400)
-    model = build_tiny_llama(tokenizer, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
-    out = tmp_path_factory.mktemp("tiny_student")
-    LMPolicy(model, tokenizer, max_observation_chars=400, max_history=2).save_pretrained(out)
-    return str(out)
 
 
 def record(i: int, quadrant: str | None, teacher: bool = True) -> LabeledSnapshot:

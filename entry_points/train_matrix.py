@@ -1,0 +1,118 @@
+"""Phase `train_matrix`: a LoRA adapter per quadrant x format cell (12) and two baselines.
+
+    mlflow run . -e train_matrix --env-manager local -P examples_per_cell=32
+    python -m entry_points.train_matrix --cells Q1_highU_highL__demo,B2_all
+
+One parent run; one nested run per cell (tags cell, quadrant, format, n_examples) with its loss
+curve; each adapter is logged and registered as a version of `teachable-adapter` tagged with
+its cell. `training_summary.json` on the parent lists every cell. A crash midway: run again with
+the same parameters and the finished cells are reused, only the rest are trained.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from entry_points.common import (
+    PHASE_TAG,
+    download_artifact,
+    label_run_student,
+    log_metrics,
+    parse_config,
+    register_folder,
+    resolve_model,
+    resolve_upstream,
+    start_phase,
+    work_file,
+)
+from teachable.policy.lm import LMPolicy
+from teachable.prompting import completion_text
+from teachable.records import LabeledSnapshot, read_jsonl
+from teachable.supervision.examples import supervision_pair
+from teachable.training.matrix import EmptyCellError, MatrixConfig, cell_examples, cell_parts
+from teachable.training.sft import SFTSettings, train_lora
+
+PHASE = "train_matrix"
+CONFIG = MatrixConfig
+ADAPTER_MODEL = "teachable-adapter"
+log = logging.getLogger(__name__)
+
+
+def settings_of(config: MatrixConfig) -> SFTSettings:
+    return SFTSettings(lora_r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                       learning_rate=config.learning_rate, epochs=config.epochs, max_steps=config.max_steps,
+                       batch_size=config.batch_size, seed=config.seed, disable_tqdm=True)
+
+
+def train_cell(cell: str, records: list[LabeledSnapshot], base: LMPolicy, base_model: str, config: MatrixConfig,
+               folder: Path) -> dict[str, Any]:
+    """Train one cell in its own nested run; return its summary entry."""
+    quadrant, fmt = cell_parts(cell)
+    folder.mkdir(parents=True, exist_ok=True)
+    tags = {"cell": cell, "quadrant": quadrant or "all", "format": fmt or ("mixed" if cell == "B1_uniform" else "routed"),
+            PHASE_TAG: "train_matrix_cell"}
+    with mlflow.start_run(run_name=cell, nested=True, tags=tags) as child:
+        try:
+            pairs, info = cell_examples(records, cell, config.examples_per_cell, config.seed)
+        except EmptyCellError as e:
+            mlflow.set_tag("error", str(e))
+            mlflow.end_run(status="FAILED")
+            log.error("%s", e)
+            return {"status": "failed", "error": str(e), "run_id": child.info.run_id}
+        mlflow.set_tags({"n_examples": str(info["n_examples"]), "with_replacement": str(info["with_replacement"])})
+        examples = [(base.prompt(ctx), completion_text(action)) for ctx, action in
+                    (supervision_pair(r, f) for r, f in pairs)]
+        adapter = folder / "adapter"
+        metrics = train_lora(base_model, examples, adapter, settings_of(config), report_to="mlflow", run_name=cell,
+                             device=config.device or None)
+        log_metrics({"final_train_loss": metrics["train_loss"], "n_examples": info["n_examples"],
+                     "n_available": info["n_available"], "train_seconds": metrics["seconds"]})
+        mlflow.log_artifacts(str(adapter), "adapter")
+        version = register_folder(ADAPTER_MODEL, child.info.run_id, "adapter",
+                                  tags={**{k: v for k, v in tags.items() if k != PHASE_TAG}, "base_model": base_model})
+        mlflow.set_tag("registered_model", f"models:/{ADAPTER_MODEL}/{version}")
+    return {**info, "status": "finished", "run_id": child.info.run_id, "version": version,
+            "train_loss": metrics["train_loss"], "quadrant": quadrant, "format": fmt}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    config = parse_config(MatrixConfig, argv, __doc__)
+    with start_phase(PHASE, config):
+        up = resolve_upstream("label", config.label_run, "label_run")
+        records = read_jsonl(download_artifact(up.run_id, "labeled_snapshots.jsonl", f"label_run={config.label_run!r}"),
+                             LabeledSnapshot)
+        base_model = label_run_student(up.run_id) if config.student == "label" else resolve_model(config.student, "student")
+        work = work_file(PHASE, config, {"label": up.run_id, "student": base_model}, "cells")
+        base = LMPolicy.from_pretrained(base_model, device="cpu")  # renders prompts as the model was trained
+        summary: dict[str, Any] = {"base_model": base_model, "label_run": up.run_id, "cells": {}}
+        for cell in config.cell_list():
+            done = work / cell / "done.json"
+            if done.is_file():
+                summary["cells"][cell] = {**json.loads(done.read_text()), "reused": True}
+                log.info("cell %s: reused from an earlier run of the same parameters", cell)
+                continue
+            entry = train_cell(cell, records, base, base_model, config, work / cell)
+            summary["cells"][cell] = entry
+            if entry["status"] == "finished":
+                done.write_text(json.dumps(entry, indent=2))
+        finished = [c for c, e in summary["cells"].items() if e["status"] == "finished"]
+        log_metrics({"n_cells_finished": len(finished), "n_cells_failed": len(summary["cells"]) - len(finished)})
+        mlflow.set_tag("base_model", base_model)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "training_summary.json"
+            path.write_text(json.dumps(summary, indent=2))
+            mlflow.log_artifact(str(path))
+        if not finished:
+            raise EmptyCellError("no cell could be trained; see training_summary.json and label more snapshots.")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    main()

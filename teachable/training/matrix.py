@@ -1,0 +1,106 @@
+"""The training matrix: one LoRA adapter per (quadrant x format) cell, plus two baselines.
+
+Cells are named `<quadrant>__<format>` (4 x 3 = 12) and:
+
+- `B1_uniform`: snapshots drawn at random from the whole labeled set, formats mixed uniformly;
+- `B2_all`: every labeled snapshot once, each in its routed format (DEMO when the route is none).
+
+Every quadrant cell and B1 get the same example budget (`examples_per_cell`): a cell with fewer
+snapshots than the budget samples with replacement and says so (`with_replacement` in its info);
+B2 uses the whole set. Snapshots without teacher advice cannot be supervision and are left out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from teachable.label.quadrant import QUADRANTS
+from teachable.records import LabeledSnapshot
+from teachable.rollouts import derive_seed
+from teachable.supervision.formats import FORMATS
+
+log = logging.getLogger(__name__)
+BASELINES: tuple[str, ...] = ("B1_uniform", "B2_all")
+CELLS: tuple[str, ...] = (*(f"{q}__{f}" for q in QUADRANTS for f in FORMATS), *BASELINES)
+
+
+class EmptyCellError(ValueError):
+    """A cell has no snapshot to train on."""
+
+
+@dataclass
+class MatrixConfig:
+    """The `train_matrix` phase: 12 quadrant x format adapters and 2 baselines."""
+
+    label_run: str = field(default="latest", metadata={"help": "label run: latest or a run id"})
+    student: str = field(default="label", metadata={"help": "base model: label (the label run's student), latest, a run id, models:/..., or a folder"})
+    cells: str = field(default="", metadata={"help": "comma-separated cells to train (empty: all 14), e.g. Q1_highU_highL__demo,B2_all"})
+    examples_per_cell: int = field(default=32, metadata={"help": "example budget of each quadrant cell and of B1_uniform"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    learning_rate: float = field(default=2e-3, metadata={"help": "learning rate"})
+    epochs: float = field(default=3.0, metadata={"help": "passes over a cell's examples"})
+    max_steps: int = field(default=-1, metadata={"help": "optimiser steps per cell (overrides epochs when > 0)"})
+    batch_size: int = field(default=8, metadata={"help": "examples per step"})
+    device: str = field(default="", metadata={"help": "cpu, cuda, ... (empty: cuda when available)"})
+    seed: int = field(default=0, metadata={"help": "seed of the cell samples and the training"})
+
+    def __post_init__(self) -> None:
+        self.cell_list()
+        if self.examples_per_cell < 1:
+            raise ValueError(f"examples_per_cell must be >= 1, got {self.examples_per_cell}.")
+
+    def cell_list(self) -> list[str]:
+        """The cells to train, in matrix order.
+
+        Raises:
+            ValueError: an unknown cell name.
+        """
+        if not self.cells.strip():
+            return list(CELLS)
+        wanted = [c.strip() for c in self.cells.split(",") if c.strip()]
+        unknown = [c for c in wanted if c not in CELLS]
+        if unknown:
+            raise ValueError(f"unknown cells {unknown}; cells are {', '.join(CELLS)}.")
+        return [c for c in CELLS if c in wanted]
+
+
+def cell_parts(cell: str) -> tuple[str | None, str | None]:
+    """(quadrant, format) of a cell; (None, None) for a baseline."""
+    if cell in BASELINES:
+        return None, None
+    quadrant, fmt = cell.split("__")
+    return quadrant, fmt
+
+
+def cell_examples(records: Sequence[LabeledSnapshot], cell: str, budget: int,
+                  seed: int) -> tuple[list[tuple[LabeledSnapshot, str]], dict[str, Any]]:
+    """The (snapshot, format) examples of a cell and a description of how they were drawn.
+
+    Raises:
+        EmptyCellError: no usable snapshot for the cell.
+    """
+    usable = [r for r in records if r.teacher]
+    quadrant, fmt = cell_parts(cell)
+    pool = [r for r in usable if quadrant is None or r.quadrant == quadrant]
+    if not pool:
+        where = f"quadrant {quadrant}" if quadrant else "the labeled set"
+        raise EmptyCellError(f"cell {cell}: no labeled snapshot with teacher advice in {where}; label more snapshots "
+                             "(max_snapshots) or leave the cell out (cells=...).")
+    rng = np.random.default_rng(derive_seed(seed, CELLS.index(cell)))
+    if cell == "B2_all":
+        return [(r, r.route if r.route in FORMATS else "demo") for r in pool], {
+            "n_available": len(pool), "n_examples": len(pool), "with_replacement": False}
+    replace = len(pool) < budget
+    picked = rng.choice(len(pool), size=budget, replace=replace)
+    formats = [FORMATS[i] for i in rng.integers(len(FORMATS), size=budget)] if fmt is None else [fmt] * budget
+    if replace:
+        log.warning("cell %s: %d snapshots for a budget of %d: sampled with replacement", cell, len(pool), budget)
+    return [(pool[i], f) for i, f in zip(picked, formats, strict=True)], {
+        "n_available": len(pool), "n_examples": budget, "with_replacement": replace}
