@@ -32,6 +32,7 @@ from entry_points.common import (
     start_phase,
     work_file,
 )
+from teachable.evaluation import record_adapter_base
 from teachable.policy.lm import LMPolicy
 from teachable.prompting import completion_text
 from teachable.records import LabeledSnapshot, read_jsonl
@@ -74,6 +75,7 @@ def train_cell(cell: str, records: list[LabeledSnapshot], base: LMPolicy, base_m
                              device=config.device or None)
         log_metrics({"final_train_loss": metrics["train_loss"], "n_examples": info["n_examples"],
                      "n_available": info["n_available"], "train_seconds": metrics["seconds"]})
+        record_adapter_base(adapter, base_model)
         mlflow.log_artifacts(str(adapter), "adapter")
         version = register_folder(ADAPTER_MODEL, child.info.run_id, "adapter",
                                   tags={**{k: v for k, v in tags.items() if k != PHASE_TAG}, "base_model": base_model})

@@ -41,7 +41,7 @@ def test_cells_and_sampling() -> None:
 
 
 def test_matrix_creates_14_nested_runs_and_resumes(mlflow_store: str, small_data_dir: Path, tiny_student: str) -> None:
-    from entry_points import label, mine, rollouts, train_matrix
+    from entry_points import evaluate, label, mine, rollouts, train_matrix
 
     rollouts.main(["--data_dir", str(small_data_dir), "--student", "random", "--n_goals", "16", "--max_steps", "8"])
     mine.main(["--offsets", "1,2", "--include_search_steps", "false"])
@@ -73,3 +73,21 @@ def test_matrix_creates_14_nested_runs_and_resumes(mlflow_store: str, small_data
     new_children = client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{again.info.run_id}'")
     assert len(new_children) == len(children) - len(finished)
     assert len(client.search_model_versions("name='teachable-adapter'")) == len(finished)
+    evaluate.main(["--data_dir", str(small_data_dir), "--heldout_goals", "3", "--failure_snapshots", "4",
+                   "--retention_goals", "0", "--episodes_per_item", "1", "--max_steps", "8", "--n_boot", "50"])
+    ev = client.search_runs([exp], filter_string="tags.`teachable.phase` = 'evaluate'")[0]
+    assert ev.info.status == "FINISHED" and ev.data.tags["upstream.train_matrix"] == again.info.run_id
+    names = {a.path for a in client.list_artifacts(ev.info.run_id)}
+    assert {"eval_heldout.csv", "eval_failures.csv", "eval_retention.csv", "eval_summary.csv"} <= names
+    assert "failures_success/base" in ev.data.metrics
+    one = finished[0]
+    assert "eval_failures_success" in client.get_run(one.info.run_id).data.metrics
+    cell = one.data.tags["cell"]
+    assert f"failures_success/{cell}" in ev.data.metrics
+    version = by_cell[cell].version
+    evaluate.main(["--data_dir", str(small_data_dir), "--adapter", f"models:/teachable-adapter/{version}",
+                   "--heldout_goals", "2", "--failure_snapshots", "2", "--retention_goals", "0",
+                   "--episodes_per_item", "1", "--max_steps", "8", "--n_boot", "20"])
+    single = client.search_runs([exp], filter_string="tags.`teachable.phase` = 'evaluate'",
+                                order_by=["attributes.start_time DESC"])[0]
+    assert {k.split("/")[1] for k in single.data.metrics if "/" in k} == {"base", cell}

@@ -1,0 +1,153 @@
+"""Phase `evaluate`: the base student and every adapter of a matrix run (or one adapter) on
+held-out goals, on the labeled failure states and on a retention set.
+
+    mlflow run . -e evaluate --env-manager local
+    python -m entry_points.evaluate --adapter models:/teachable-adapter/3
+
+Every model meets the same items with the same seeds. Logs `eval_heldout.csv`,
+`eval_failures.csv`, `eval_retention.csv`, `eval_summary.csv` (one row per model), the
+quadrant x format heatmap of gains on the failure set, metrics `<set>_success/<model>`, and each
+cell's eval metrics on the cell's own nested run, so the MLflow UI compares cells side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from entry_points.common import (
+    UpstreamError,
+    download_artifact,
+    label_run_student,
+    log_metrics,
+    parse_config,
+    resolve_upstream,
+    start_phase,
+)
+from teachable.evaluation import (
+    EvaluateConfig,
+    build_eval_sets,
+    check_adapter_base,
+    evaluate_policy,
+    gains_vs_base,
+    summarize_eval,
+    write_eval_csvs,
+)
+from teachable.policy.lm import LMPolicy
+from teachable.records import LabeledSnapshot, Trajectory, read_jsonl
+from teachable.reporting.evaluation import gain_heatmap
+from webshop_env.env import Shop
+
+PHASE = "evaluate"
+CONFIG = EvaluateConfig
+BASE = "base"
+log = logging.getLogger(__name__)
+
+
+def adapters_of_matrix(config: EvaluateConfig) -> tuple[str, str, dict[str, dict]]:
+    """(base model, label run id, {cell: summary entry}) of the matrix run."""
+    up = resolve_upstream("train_matrix", config.matrix_run, "matrix_run")
+    summary = json.loads(download_artifact(up.run_id, "training_summary.json", f"matrix_run={config.matrix_run!r}")
+                         .read_text())
+    cells = {c: e for c, e in summary["cells"].items() if e.get("status") == "finished"}
+    if not cells:
+        raise UpstreamError(f"matrix run {up.run_id} has no finished cell; rerun train_matrix.")
+    label_run = summary["label_run"] if config.label_run == "matrix" else config.label_run
+    return summary["base_model"], label_run, cells
+
+
+def adapter_folder(version: str) -> str:
+    """A local copy of a registered adapter version."""
+    source = MlflowClient().get_model_version("teachable-adapter", version).source
+    return mlflow.artifacts.download_artifacts(artifact_uri=source)
+
+
+def single_adapter(config: EvaluateConfig) -> tuple[str, str, dict[str, dict]]:
+    """(base model, label run, {name: entry}) for `adapter=`."""
+    if config.adapter.startswith("models:/"):
+        up = resolve_upstream("train_matrix_cell", config.adapter, "adapter")
+        version = MlflowClient().get_model_version("teachable-adapter", str(up.model_uri and _version(config.adapter)))
+        parent = MlflowClient().get_run(up.run_id).data.tags.get("mlflow.parentRunId")
+        summary = json.loads(download_artifact(parent, "training_summary.json", f"adapter={config.adapter!r}").read_text())
+        entry = {"version": str(version.version), "run_id": version.run_id}
+        name = version.tags.get("cell", f"adapter_v{version.version}")
+        label_run = summary["label_run"] if config.label_run == "matrix" else config.label_run
+        return summary["base_model"], label_run, {name: entry}
+    folder = Path(config.adapter)
+    meta = folder / "base_model.json"
+    if not meta.is_file():
+        raise UpstreamError(f"adapter={config.adapter!r}: not an adapter folder written by train_matrix "
+                            "(no base_model.json); pass models:/teachable-adapter/<version>.")
+    if config.label_run == "matrix":
+        raise UpstreamError("adapter=<folder> needs label_run=latest or a run id for the failure set.")
+    return json.loads(meta.read_text())["base_model"], config.label_run, {folder.name: {"folder": str(folder)}}
+
+
+def _version(uri: str) -> str:
+    client = MlflowClient()
+    name, _, rest = uri.removeprefix("models:/").partition("@")
+    if rest:
+        return str(client.get_model_version_by_alias(name, rest).version)
+    return uri.rsplit("/", 1)[1]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    config = parse_config(EvaluateConfig, argv, __doc__)
+    with start_phase(PHASE, config):
+        base_model, label_ref, cells = single_adapter(config) if config.adapter else adapters_of_matrix(config)
+        label_up = resolve_upstream("label", label_ref, "label_run")
+        labeled = read_jsonl(download_artifact(label_up.run_id, "labeled_snapshots.jsonl", "label_run"), LabeledSnapshot)
+        if not Path(base_model).exists() and base_model != "smollm2":
+            base_model = label_run_student(label_up.run_id)  # the recorded path was a temporary download
+        mine_run = MlflowClient().get_run(label_up.run_id).data.tags.get("upstream.mine")
+        rollouts_run = MlflowClient().get_run(mine_run).data.tags.get("upstream.rollouts") if mine_run else None
+        rollouts = read_jsonl(download_artifact(rollouts_run, "rollouts.jsonl", "rollouts"), Trajectory) \
+            if rollouts_run else []
+        shop = Shop.load(config.data_dir or None)
+        sets = build_eval_sets(shop, labeled=labeled, rollouts=rollouts, config=config)
+        device = config.device or None
+        rows = evaluate_policy(shop, LMPolicy.from_pretrained(base_model, device=device, temperature=config.temperature),
+                               sets, config, name=BASE)
+        for name, entry in cells.items():
+            folder = entry.get("folder") or adapter_folder(entry["version"])
+            check_adapter_base(folder, base_model)
+            policy = LMPolicy.from_pretrained(base_model, adapter=folder, device=device, temperature=config.temperature)
+            rows += evaluate_policy(shop, policy, sets, config, name=name)
+        summary = summarize_eval(rows, config)
+        gains = gains_vs_base(summary, BASE, rows=rows, config=config)
+        log_results(summary, gains, cells)
+        with tempfile.TemporaryDirectory() as tmp:
+            write_eval_csvs(rows, summary, tmp, gains=gains)
+            mlflow.log_artifacts(tmp)
+        if any("__" in name for name in cells):
+            mlflow.log_figure(gain_heatmap(gains, metric="failures_success_gain"), "gain_heatmap_failures.png")
+
+
+def log_results(summary: list[dict], gains: list[dict], cells: dict[str, dict]) -> None:
+    """Metrics on the evaluate run (`<set>_success/<model>`) and on each cell's nested run."""
+    client = MlflowClient()
+    metrics = {}
+    for r in summary:
+        metrics[f"{r['set']}_success/{r['model']}"] = r["success_rate"]
+        metrics[f"{r['set']}_score/{r['model']}"] = r["mean_score"]
+        run_id = cells.get(r["model"], {}).get("run_id")
+        if run_id:
+            client.log_metric(run_id, f"eval_{r['set']}_success", r["success_rate"])
+            client.log_metric(run_id, f"eval_{r['set']}_score", r["mean_score"])
+    for g in gains:
+        metrics[f"{g['set']}_success_gain/{g['model']}"] = g["success_gain"]
+        run_id = cells.get(g["model"], {}).get("run_id")
+        if run_id and g["success_gain"] == g["success_gain"]:
+            client.log_metric(run_id, f"eval_{g['set']}_success_gain", g["success_gain"])
+    log_metrics({k: v for k, v in metrics.items() if v == v})
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    main()
