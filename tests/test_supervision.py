@@ -1,0 +1,66 @@
+"""Golden strings of the teaching texts and of the supervision prompts of each format."""
+
+from __future__ import annotations
+
+import pytest
+
+from teachable.policy.teacher.base import TeacherAdvice
+from teachable.prompting import completion_text, render_prompt
+from teachable.records import LabeledSnapshot
+from teachable.supervision import FORMATS, condition_patches, patch_text, placebo_text
+from teachable.supervision.examples import SupervisionError, supervision_pair
+
+ADVICE = TeacherAdvice(action="click[b0shoe0009]", hint="Look for navy blue running shoes with a rubber sole.",
+                       contrast="You chose click[next >], but the match is on this page. The right move is "
+                                "click[b0shoe0009] because it has a rubber sole.", error_type="exploration_failure")
+OBS = "Instruction: [SEP] i need running shoes [SEP] Back to Search [SEP] B0SHOE0009 [SEP] Runner [SEP] $30.0"
+
+
+def labeled(teacher: dict | None = ADVICE.to_dict()) -> LabeledSnapshot:
+    return LabeledSnapshot(snapshot_id="t:1", traj_id="t", goal_idx=3, goal={"instruction_text": "i need running shoes"},
+                           step_index=1, state="{}", observation=OBS, valid_actions=["click[back to search]",
+                                                                                     "click[b0shoe0009]"],
+                           has_search_bar=False, history=["search[running shoes]"], student_action="click[next >]",
+                           final_reward=0.0, steps_to_end=2, teacher=teacher)
+
+
+def test_patch_texts() -> None:
+    assert patch_text("demo", ADVICE) == "The right move here is click[b0shoe0009]."
+    assert patch_text("contrast", ADVICE) == ADVICE.contrast
+    assert patch_text("hint", ADVICE) == "Hint: Look for navy blue running shoes with a rubber sole."
+    with pytest.raises(ValueError, match="unknown format 'recap'"):
+        patch_text("recap", ADVICE)
+
+
+def test_placebo_is_neutral_and_of_similar_length() -> None:
+    patches = condition_patches(ADVICE)
+    mean = sum(len(patches[f]) for f in FORMATS) / 3
+    assert abs(len(patches["placebo"]) - mean) < 60
+    assert "click[" not in patches["placebo"] and "shoe" not in patches["placebo"]
+    assert placebo_text(40) == "Shopping online is a common activity."
+
+
+def test_supervision_prompts_golden() -> None:
+    ctx, action = supervision_pair(labeled(), "demo")
+    assert action == "click[b0shoe0009]" and completion_text(action) == " click[b0shoe0009]"
+    assert render_prompt(ctx) == (
+        "Task: i need running shoes\n"
+        "Previous actions: search[running shoes]\n"
+        f"Observation: {OBS}\n"
+        "Action:"
+    )
+    ctx, _ = supervision_pair(labeled(), "contrast")
+    assert render_prompt(ctx).endswith(
+        "Teacher: Last time you chose click[next >] here, and that was wrong. Do something better.\nAction:")
+    assert "b0shoe0009" not in ctx.patch  # the completion is never given away in the prompt
+    ctx, _ = supervision_pair(labeled(), "hint")
+    assert render_prompt(ctx, list_actions=True).endswith(
+        "Available actions: click[back to search], click[b0shoe0009]\n"
+        "Teacher: Look for navy blue running shoes with a rubber sole.\nAction:")
+
+
+def test_no_teacher_no_supervision() -> None:
+    with pytest.raises(SupervisionError, match="no teacher advice"):
+        supervision_pair(labeled(teacher=None), "demo")
+    with pytest.raises(ValueError, match="unknown format"):
+        supervision_pair(labeled(), "recap")
