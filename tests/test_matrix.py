@@ -91,3 +91,33 @@ def test_matrix_creates_14_nested_runs_and_resumes(mlflow_store: str, small_data
     single = client.search_runs([exp], filter_string="tags.`teachable.phase` = 'evaluate'",
                                 order_by=["attributes.start_time DESC"])[0]
     assert {k.split("/")[1] for k in single.data.metrics if "/" in k} == {"base", cell}
+
+
+def test_an_adapter_is_refused_on_another_base(tiny_student: str, tmp_path: Path) -> None:
+    import shutil
+
+    from teachable.evaluation import check_adapter_base, record_adapter_base
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    record_adapter_base(adapter, tiny_student)
+    copy = tmp_path / "copy_of_base"
+    shutil.copytree(tiny_student, copy)
+    check_adapter_base(adapter, str(copy))  # a copy of the same base (e.g. a fresh download) is fine
+    config = json.loads((copy / "config.json").read_text())
+    config["num_hidden_layers"] += 1
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="trained on another base model"):
+        check_adapter_base(adapter, str(copy))
+
+
+def test_evaluate_refuses_an_unfinished_matrix_run(mlflow_store: str) -> None:
+    from entry_points import evaluate
+    from entry_points.common import PHASE_TAG, UpstreamError, setup_tracking
+
+    setup_tracking()
+    with mlflow.start_run() as run:
+        mlflow.set_tag(PHASE_TAG, "train_matrix")
+    MlflowClient().set_terminated(run.info.run_id, status="FAILED")
+    with pytest.raises(UpstreamError, match="FAILED, not FINISHED"):
+        evaluate.main(["--matrix_run", run.info.run_id])

@@ -229,3 +229,23 @@ def test_clear_errors(base_dir: Path, examples: list[tuple[str, str]], tmp_path:
         train_lora(str(base_dir), examples, tmp_path / "a", SETTINGS, adapter_init=str(tmp_path), device="cpu")
     with pytest.raises(ValueError, match="steps=0"):
         micro_update(str(base_dir), examples, tmp_path / "a", steps=0)
+
+
+def test_the_saved_adapter_reloads_to_identical_logits(base_dir: Path, examples: list[tuple[str, str]],
+                                                       tmp_path: Path) -> None:
+    from teachable.training.sft import build_trainer, encode_examples
+
+    model, tokenizer = load_model(str(base_dir), device="cpu")
+    ids, masks, _ = encode_examples(model, tokenizer, examples[:8], 512)
+    trainer = build_trainer(model, tokenizer, ids, masks, tmp_path / "run", replace(SETTINGS, max_steps=5))
+    trainer.train()
+    probe = torch.tensor([ids[0]])
+    trained_model = trainer.model.eval()
+    with torch.no_grad():
+        in_memory = trained_model(input_ids=probe).logits
+    trained_model.save_pretrained(tmp_path / "adapter")
+    reloaded, _ = load_model(str(base_dir), device="cpu", adapter=str(tmp_path / "adapter"))
+    with torch.no_grad():
+        assert torch.equal(reloaded(input_ids=probe).logits, in_memory)
+        base, _ = load_model(str(base_dir), device="cpu")
+        assert not torch.equal(base(input_ids=probe).logits, in_memory)
