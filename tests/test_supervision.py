@@ -16,7 +16,11 @@ ADVICE = TeacherAdvice(action="click[b0shoe0009]", hint="Look for navy blue runn
 OBS = "Instruction: [SEP] i need running shoes [SEP] Back to Search [SEP] B0SHOE0009 [SEP] Runner [SEP] $30.0"
 
 
-def labeled(teacher: dict | None = ADVICE.to_dict()) -> LabeledSnapshot:
+NO_TEACHER = object()
+
+
+def labeled(teacher: object = None) -> LabeledSnapshot:
+    teacher = ADVICE.to_dict() if teacher is None else None
     return LabeledSnapshot(snapshot_id="t:1", traj_id="t", goal_idx=3, goal={"instruction_text": "i need running shoes"},
                            step_index=1, state="{}", observation=OBS, valid_actions=["click[back to search]",
                                                                                      "click[b0shoe0009]"],
@@ -61,6 +65,6 @@ def test_supervision_prompts_golden() -> None:
 
 def test_no_teacher_no_supervision() -> None:
     with pytest.raises(SupervisionError, match="no teacher advice"):
-        supervision_pair(labeled(teacher=None), "demo")
+        supervision_pair(labeled(teacher=NO_TEACHER), "demo")
     with pytest.raises(ValueError, match="unknown format"):
         supervision_pair(labeled(), "recap")
