@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ class StudentConfig:
     num_layers: int = field(default=4, metadata={"help": "layers of the tiny model"})
     num_heads: int = field(default=4, metadata={"help": "attention heads of the tiny model"})
     max_history: int = field(default=2, metadata={"help": "recent actions shown in the prompt"})
+    anonymize_products: bool = field(default=False, metadata={"help": "swap product ids in each demonstration for random ones (against memorising ids)"})
     list_actions: bool = field(default=True, metadata={"help": "list the valid actions in the prompt (a small model copies one)"})
     max_observation_chars: int = field(default=1000, metadata={"help": "observations are cut to this many characters in the prompt"})
     eval_goals: int = field(default=64, metadata={"help": "held-out goals to measure the student (and the expert) on (0: none)"})
@@ -145,6 +147,34 @@ def tokenizer_texts(shop: Shop, prompts: Sequence[str]) -> list[str]:
     products = [f"{p.get('name', '')} {' '.join(v for vs in p.get('options', {}).values() for v in vs)}"
                 for p in shop.catalog.products]
     return [*prompts, *products, *(g["instruction_text"] for g in shop.goals)]
+
+
+def anonymize_products(pairs: Sequence[tuple[Context, str]], asins: Sequence[str],
+                       rng: np.random.Generator) -> list[tuple[Context, str]]:
+    """Each example with its product ids swapped for random other ids of the catalogue, consistently
+    within the example (observation, valid actions, history and label).
+
+    Behaviour cloning otherwise lets a small model memorise which id answers which goal; with ids
+    drawn afresh it must copy the id of the product that matches from the page instead.
+    """
+    known = {a.upper() for a in asins}
+    pattern = re.compile(r"\b[A-Za-z0-9]{10}\b")
+    pool = sorted(known)
+    out = []
+    for ctx, action in pairs:
+        texts = [ctx.observation, *ctx.valid_actions, *ctx.history, action]
+        found = sorted({hit.upper() for t in texts for hit in pattern.findall(t) if hit.upper() in known})
+        if not found:
+            out.append((ctx, action))
+            continue
+        new = [pool[i] for i in rng.choice(len(pool), size=len(found), replace=False)]
+        mapping = {**dict(zip(found, new, strict=True)), **{a.lower(): b.lower() for a, b in zip(found, new, strict=True)}}
+        def swap(text: str, table: dict[str, str] = mapping) -> str:
+            return pattern.sub(lambda match: table.get(match.group(0), match.group(0)), text)
+
+        out.append((replace(ctx, observation=swap(ctx.observation), valid_actions=tuple(map(swap, ctx.valid_actions)),
+                            history=tuple(map(swap, ctx.history))), swap(action)))
+    return out
 
 
 def encode_examples(policy: LMPolicy, pairs: Sequence[tuple[Context, str]]) -> list[tuple[list[int], int]]:
@@ -248,6 +278,9 @@ def train_student(config: StudentConfig, shop: Shop, out_dir: str | Path) -> dic
     metrics: dict[str, Any] = {"n_demonstrations": len(pairs), "n_train_goals": len(train_goals),
                                  "n_parameters": sum(p.numel() for p in policy.model.parameters())}
     if config.epochs > 0:
+        if config.anonymize_products:
+            asins = [p["asin"] for p in shop.catalog.products]
+            pairs = anonymize_products(pairs, asins, np.random.default_rng(derive_seed(config.seed, 23)))
         examples = encode_examples(policy, pairs)
         losses = train_causal_lm(policy.model, examples, epochs=config.epochs, learning_rate=config.learning_rate,
                                  batch_size=config.batch_size, pad_id=policy._pad_id, seed=config.seed)
