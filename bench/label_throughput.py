@@ -1,6 +1,7 @@
 """Labeling benchmark: snapshots labeled per minute and branch rollouts per second, batched (many
-snapshots' branches in lockstep) vs one snapshot at a time, and the rollouts adaptive sampling
-spends vs a fixed n giving the same interval width. Prints a Markdown table.
+snapshots' branches in lockstep) vs one snapshot at a time (its own branches batched) vs one
+snapshot and one rollout at a time, and the rollouts adaptive sampling spends vs a fixed n
+giving the same interval width. Prints a Markdown table.
 
     python bench/label_throughput.py                         # untrained tiny student, 16 snapshots
     python bench/label_throughput.py --student PATH --snapshots 32
@@ -71,7 +72,10 @@ def main() -> None:
     snaps = failure_snapshots(shop, args.snapshots, args.seed)
     base = dict(n_min=args.n_min, n_max=args.n_max, ci_halfwidth=args.ci_halfwidth, seed=args.seed)
     batched = run(shop, student, snaps, LabelConfig(snapshot_batch=len(snaps), **base))
-    single = run(shop, student, snaps[: max(2, len(snaps) // 4)], LabelConfig(snapshot_batch=1, **base))
+    n_single = max(2, len(snaps) // 4)
+    single = run(shop, student, snaps[:n_single], LabelConfig(snapshot_batch=1, **base))
+    # as research code does it: one snapshot, one rollout at a time (a forward pass per branch step)
+    serial = run(shop, student, snaps[:2], LabelConfig(snapshot_batch=1, branch_batch=1, **base))
     # a fixed n reaching the adaptive target half-width at the worst case (p = 0.5) for every condition
     fixed_n = fixed_n_for_halfwidth(0.5, args.ci_halfwidth)
     student_conditions = [c for r in batched["records"] for k, c in r.conditions.items() if k != "expert"]
@@ -82,7 +86,8 @@ def main() -> None:
     print("| mode | snapshots | seconds | snapshots/min | branch rollouts/s | episodes |")
     print("|---|---:|---:|---:|---:|---:|")
     for mode, r, n in (("batched (all snapshots together)", batched, len(snaps)),
-                       ("one snapshot at a time", single, max(2, len(snaps) // 4))):
+                       ("one snapshot at a time (its branches batched)", single, n_single),
+                       ("one snapshot and one rollout at a time", serial, 2)):
         print(f"| {mode} | {n} | {r['seconds']:.1f} | {r['snapshots_per_min']:.1f} | {r['rollouts_per_s']:.1f} | "
               f"{r['episodes']} |")
     print(f"\nadaptive sampling (n_min={args.n_min}, n_max={args.n_max}, half-width {args.ci_halfwidth}): "

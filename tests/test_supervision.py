@@ -63,6 +63,18 @@ def test_supervision_prompts_golden() -> None:
         "Teacher: Look for navy blue running shoes with a rubber sole.\nAction:")
 
 
+def test_router() -> None:
+    from dataclasses import replace
+
+    from teachable.supervision.examples import routed_format
+
+    assert routed_format(labeled()) == "demo"  # route none -> the plain demonstration
+    assert routed_format(replace(labeled(), route="hint")) == "hint"
+    assert routed_format(replace(labeled(), route="hint"), force="contrast") == "contrast"
+    with pytest.raises(ValueError, match="unknown format"):
+        routed_format(labeled(), force="recap")
+
+
 def test_no_teacher_no_supervision() -> None:
     with pytest.raises(SupervisionError, match="no teacher advice"):
         supervision_pair(labeled(teacher=NO_TEACHER), "demo")

@@ -25,6 +25,16 @@ def contrast_note(student_action: str) -> str:
     return f"Last time you chose {student_action} here, and that was wrong. Do something better."
 
 
+def routed_format(record: LabeledSnapshot, force: str | None = None) -> str:
+    """The format a snapshot is taught in: `force` when given, else its label's route (DEMO when
+    the route is `none`: no format beat the placebo, so the plain demonstration is used)."""
+    if force is not None:
+        if force not in FORMATS:
+            raise ValueError(f"unknown format {force!r}; use one of {', '.join(FORMATS)}.")
+        return force
+    return record.route if record.route in FORMATS else "demo"
+
+
 def supervision_pair(record: LabeledSnapshot, fmt: str) -> tuple[Context, str]:
     """The (context, teacher action) pair of `record` in format `fmt`.
 

@@ -22,6 +22,7 @@ import numpy as np
 from teachable.label.quadrant import QUADRANTS
 from teachable.records import LabeledSnapshot
 from teachable.rollouts import derive_seed
+from teachable.supervision.examples import routed_format
 from teachable.supervision.formats import FORMATS
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def cell_examples(records: Sequence[LabeledSnapshot], cell: str, budget: int,
                              "(max_snapshots) or leave the cell out (cells=...).")
     rng = np.random.default_rng(derive_seed(seed, CELLS.index(cell)))
     if cell == "B2_all":
-        return [(r, r.route if r.route in FORMATS else "demo") for r in pool], {
+        return [(r, routed_format(r)) for r in pool], {
             "n_available": len(pool), "n_examples": len(pool), "with_replacement": False}
     replace = len(pool) < budget
     picked = rng.choice(len(pool), size=budget, replace=replace)

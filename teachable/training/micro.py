@@ -27,7 +27,7 @@ from teachable.policy.lm import LMPolicy
 from teachable.prompting import completion_text
 from teachable.records import LabeledSnapshot
 from teachable.rollouts import EpisodeSpec, derive_seed, run_episodes
-from teachable.supervision.examples import supervision_pair
+from teachable.supervision.examples import routed_format, supervision_pair
 from teachable.training.sft import SFTSettings, micro_update
 from webshop_env.env import Shop
 
@@ -103,7 +103,7 @@ def micro_validate(records: Sequence[LabeledSnapshot], *, base_model: str, shop:
                            lora_dropout=0.0, seed=config.seed, batch_size=1, disable_tqdm=True)
     rows = []
     for r in tqdm(sample, desc="micro-training", unit="snapshot", disable=not show_progress):
-        fmt = r.route if r.route != "none" else "demo"
+        fmt = routed_format(r)
         ctx, action = supervision_pair(r, fmt)
         before = success_from(shop, base, r, config)
         with tempfile.TemporaryDirectory() as tmp:
