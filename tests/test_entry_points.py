@@ -209,3 +209,18 @@ def test_label_resumes_after_a_crash_and_logs_everything(mlflow_store: str, smal
     names = {a.path for a in client.list_artifacts(run_id)}
     assert {"label_scatter.png", "labels_table.json", "label_summary.json"} <= names
     assert done.data.tags["upstream.mine"] == runs[0].data.tags["upstream.mine"]
+
+
+def test_student_then_rollouts_through_mlflow_projects(mlflow_store: str, small_data_dir: Path) -> None:
+    student = run_phase("student", data_dir=str(small_data_dir), n_train_goals=10, search_goals=20, epochs=1,
+                        batch_size=8, vocab_size=400, hidden_size=32, num_layers=2, num_heads=2, eval_goals=3,
+                        max_steps=6, max_observation_chars=400)
+    m = student.data.metrics
+    assert m["expert_success_rate"] == 1.0 and 0 <= m["heldout_success_rate"] <= 1 and m["n_demonstrations"] > 30
+    versions = MlflowClient().search_model_versions("name='teachable-student'")
+    assert [v.run_id for v in versions] == [student.info.run_id]
+    assert student.data.tags["registered_model"] == f"models:/teachable-student/{versions[0].version}"
+    rollouts = run_phase("rollouts", data_dir=str(small_data_dir), student=f"models:/teachable-student/{versions[0].version}",
+                         n_goals=4, max_steps=6)
+    assert rollouts.data.tags["upstream.student"] == student.info.run_id
+    assert rollouts.data.metrics["n_episodes"] == 4
