@@ -69,6 +69,7 @@ class EpisodeSpec:
         traj_id: the id of the trajectory it produces.
         seed: seeds the episode's own generator.
         goal_idx: the goal to reset on (when `state` is None).
+        goal: a goal dict to reset on instead of a goal index (e.g. a synthetic goal).
         state: an env state (`get_state().decode()`) to restore instead of resetting.
         history: actions taken before `state` (shown in the prompt's history).
         first_action: an action forced at the first step instead of asking the policy.
@@ -81,6 +82,7 @@ class EpisodeSpec:
     seed: int
     goal_idx: int | None = None
     state: str | None = None
+    goal: dict | None = None
     history: tuple[str, ...] = ()
     first_action: str | None = None
     patch: str | None = None
@@ -88,8 +90,8 @@ class EpisodeSpec:
     split: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.goal_idx is None) == (self.state is None):
-            raise ValueError(f"episode {self.traj_id}: give exactly one of goal_idx or state.")
+        if sum(x is not None for x in (self.goal_idx, self.state, self.goal)) != 1:
+            raise ValueError(f"episode {self.traj_id}: give exactly one of goal_idx, goal or state.")
         if self.patch_scope not in PATCH_SCOPES:
             raise ValueError(f"patch_scope {self.patch_scope!r} is unknown; use one of {', '.join(PATCH_SCOPES)}.")
 
@@ -110,6 +112,8 @@ def _start(env: WebShopEnv, index: int, spec: EpisodeSpec) -> _Live:
         obs, info = env.set_state(spec.state.encode())
         if info["page"] == "done" or info["steps"] >= env.max_steps:
             raise ValueError(f"episode {spec.traj_id}: the restored state is already at the end of an episode.")
+    elif spec.goal is not None:
+        obs, info = env.reset(options={"goal": spec.goal})
     else:
         obs, info = env.reset(options={"goal_idx": spec.goal_idx})
     ctx = context_from_env(env, obs, info, spec.history, patch=spec.patch)

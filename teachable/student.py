@@ -30,6 +30,7 @@ from teachable.policy.expert import ExpertPolicy
 from teachable.policy.lm import LMPolicy
 from teachable.prompting import Context, completion_text, context_from_env, render_prompt
 from teachable.rollouts import (
+    EpisodeSpec,
     derive_seed,
     goal_specs,
     run_episodes,
@@ -51,6 +52,7 @@ class StudentConfig:
     base_model: str = field(default=TINY, metadata={"help": "tiny (a new small Llama), a local HF model folder, or smollm2"})
     n_train_goals: int = field(default=700, metadata={"help": "train goals the expert demonstrates"})
     noise: float = field(default=0.3, metadata={"help": "probability of a random action in the demonstrations (labels stay the expert's)"})
+    synthetic_goals: int = field(default=0, metadata={"help": "also demonstrate this many synthetic goals (from the catalogue's attributes) with the same noise"})
     search_goals: int = field(default=3000, metadata={"help": "extra start-page search examples: the expert's query for train goals, then synthetic goals"})
     epochs: float = field(default=4.0, metadata={"help": "passes over the demonstrations (0: use the base model as it is)"})
     learning_rate: float = field(default=3e-3, metadata={"help": "AdamW learning rate (linear warm-up and decay)"})
@@ -107,15 +109,28 @@ class NoisyExpert:
 
 
 def demonstrations(shop: Shop, goal_indices: Sequence[int], *, noise: float, seed: int,
-                   max_steps: int = 15) -> list[tuple[Context, str]]:
-    """(context, expert action) pairs from noisy expert play on `goal_indices`, one per visited state."""
+                   max_steps: int = 15, extra_goals: Sequence[dict] = ()) -> list[tuple[Context, str]]:
+    """(context, expert action) pairs from noisy expert play on `goal_indices` (and on the goal
+    dicts `extra_goals`), one per visited state."""
     expert = ExpertPolicy(shop)
-    trajs = run_episodes(shop, NoisyExpert(expert, noise), goal_specs(goal_indices, seed=seed, split="train"),
-                         max_steps=max_steps, batch_size=64)
+    specs = goal_specs(goal_indices, seed=seed, split="train") + [
+        EpisodeSpec(traj_id=f"extra-{i}", seed=derive_seed(seed, 31, i), goal=dict(g)) for i, g in enumerate(extra_goals)]
+    trajs = run_episodes(shop, NoisyExpert(expert, noise), specs, max_steps=max_steps, batch_size=64)
     contexts = [step_context(t, i) for t in trajs for i in range(t.n_steps)]
     labels = expert.act(contexts, np.random.default_rng(seed), greedy=True)
     log.info("%d demonstrations from %d episodes (%s)", len(contexts), len(trajs), summarize(trajs))
     return list(zip(contexts, labels, strict=True))
+
+
+def synthetic_goals(shop: Shop, n: int, seed: int) -> list[dict]:
+    """`n` synthetic goals of the catalogue (WebShop's attribute-based goals), drawn with `seed`."""
+    from webshop_env.goals import build_goals
+
+    if n <= 0:
+        return []
+    goals = build_goals(shop.catalog, human=False, goal_seed=seed)
+    order = np.random.default_rng(derive_seed(seed, 29)).permutation(len(goals))[:n]
+    return [goals[i] for i in sorted(order.tolist())]
 
 
 def search_demonstrations(shop: Shop, n: int, seed: int, exclude: set[int] | frozenset[int] = frozenset()) -> list[tuple[Context, str]]:
@@ -272,7 +287,8 @@ def train_student(config: StudentConfig, shop: Shop, out_dir: str | Path) -> dic
         loss of every training step.
     """
     train_goals = sample_goals(shop, "train", config.n_train_goals, config.seed)
-    pairs = demonstrations(shop, train_goals, noise=config.noise, seed=config.seed, max_steps=config.max_steps)
+    pairs = demonstrations(shop, train_goals, noise=config.noise, seed=config.seed, max_steps=config.max_steps,
+                           extra_goals=synthetic_goals(shop, config.synthetic_goals, config.seed))
     pairs += search_demonstrations(shop, config.search_goals, config.seed, exclude=set(train_goals))
     policy = build_student(config, shop, pairs)
     metrics: dict[str, Any] = {"n_demonstrations": len(pairs), "n_train_goals": len(train_goals),

@@ -89,7 +89,7 @@ def test_restored_start_forced_action_and_patch(small_shop) -> None:
 
 
 def test_bad_specs_are_refused(small_shop) -> None:
-    with pytest.raises(ValueError, match="exactly one of goal_idx or state"):
+    with pytest.raises(ValueError, match="exactly one of goal_idx, goal or state"):
         EpisodeSpec(traj_id="x", seed=0)
     with pytest.raises(ValueError, match="patch_scope"):
         EpisodeSpec(traj_id="x", seed=0, goal_idx=1, patch_scope="sometimes")
