@@ -354,3 +354,19 @@ def label_run_student(label_run_id: str) -> str:
         raise UpstreamError(f"label run {label_run_id} used the {student or 'unknown'} policy, not a model; "
                             "training needs an LM student: pass student=<folder, run id or models:/...>.")
     return resolve_model(student, "student")
+
+
+def labeled_inputs(label_ref: str, student_ref: str) -> tuple[str, list[Any], str]:
+    """(label run id, its labeled snapshots, the base model folder) for phases that train on labels.
+
+    Args:
+        label_ref: the label run (`latest` or a run id).
+        student_ref: `label` (the label run's own student) or any `resolve_model` reference.
+    """
+    from teachable.records import LabeledSnapshot, read_jsonl
+
+    up = resolve_upstream("label", label_ref, "label_run")
+    records = read_jsonl(download_artifact(up.run_id, "labeled_snapshots.jsonl", f"label_run={label_ref!r}"),
+                         LabeledSnapshot)
+    base_model = label_run_student(up.run_id) if student_ref == "label" else resolve_model(student_ref, "student")
+    return up.run_id, records, base_model

@@ -20,15 +20,11 @@ from pathlib import Path
 import mlflow
 
 from entry_points.common import (
-    download_artifact,
-    label_run_student,
+    labeled_inputs,
     log_metrics,
     parse_config,
-    resolve_model,
-    resolve_upstream,
     start_phase,
 )
-from teachable.records import LabeledSnapshot, read_jsonl
 from teachable.training.micro import MicroConfig, micro_validate
 from webshop_env.env import Shop
 
@@ -39,10 +35,7 @@ CONFIG = MicroConfig
 def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(MicroConfig, argv, __doc__)
     with start_phase(PHASE, config):
-        up = resolve_upstream("label", config.label_run, "label_run")
-        records = read_jsonl(download_artifact(up.run_id, "labeled_snapshots.jsonl", f"label_run={config.label_run!r}"),
-                             LabeledSnapshot)
-        base_model = label_run_student(up.run_id) if config.student == "label" else resolve_model(config.student, "student")
+        _, records, base_model = labeled_inputs(config.label_run, config.student)
         result = micro_validate(records, base_model=base_model, shop=Shop.load(config.data_dir or None), config=config)
         overall = result["overall"]
         metrics = {"micro_spearman": overall["spearman"], "micro_spearman_low": overall["low"],

@@ -22,20 +22,17 @@ import mlflow
 
 from entry_points.common import (
     PHASE_TAG,
-    download_artifact,
-    label_run_student,
+    labeled_inputs,
     log_metrics,
     parse_config,
     register_folder,
-    resolve_model,
-    resolve_upstream,
     start_phase,
     work_file,
 )
 from teachable.evaluation import record_adapter_base
 from teachable.policy.lm import LMPolicy
 from teachable.prompting import completion_text
-from teachable.records import LabeledSnapshot, read_jsonl
+from teachable.records import LabeledSnapshot
 from teachable.supervision.examples import supervision_pair
 from teachable.training.matrix import EmptyCellError, MatrixConfig, cell_examples, cell_parts
 from teachable.training.sft import SFTSettings, train_lora
@@ -87,13 +84,10 @@ def train_cell(cell: str, records: list[LabeledSnapshot], base: LMPolicy, base_m
 def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(MatrixConfig, argv, __doc__)
     with start_phase(PHASE, config):
-        up = resolve_upstream("label", config.label_run, "label_run")
-        records = read_jsonl(download_artifact(up.run_id, "labeled_snapshots.jsonl", f"label_run={config.label_run!r}"),
-                             LabeledSnapshot)
-        base_model = label_run_student(up.run_id) if config.student == "label" else resolve_model(config.student, "student")
-        work = work_file(PHASE, config, {"label": up.run_id, "student": base_model}, "cells")
+        label_run_id, records, base_model = labeled_inputs(config.label_run, config.student)
+        work = work_file(PHASE, config, {"label": label_run_id, "student": base_model}, "cells")
         base = LMPolicy.from_pretrained(base_model, device="cpu")  # renders prompts as the model was trained
-        summary: dict[str, Any] = {"base_model": base_model, "label_run": up.run_id, "cells": {}}
+        summary: dict[str, Any] = {"base_model": base_model, "label_run": label_run_id, "cells": {}}
         for cell in config.cell_list():
             done = work / cell / "done.json"
             if done.is_file():

@@ -198,3 +198,14 @@ def tiny_student(small_shop, tmp_path_factory: pytest.TempPathFactory) -> str:
     out = tmp_path_factory.mktemp("tiny_student")
     LMPolicy(model, tokenizer, max_observation_chars=400, max_history=2).save_pretrained(out)
     return str(out)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and OpenMP threads spin badly on a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

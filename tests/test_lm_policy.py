@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from teachable.models import build_tiny_llama, train_bpe_tokenizer
 from teachable.policy import LMPolicy, Policy
@@ -35,13 +34,7 @@ def corpus() -> list[str]:
     return texts
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """A 32-wide model gains nothing from threads, and OpenMP threads spin badly on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

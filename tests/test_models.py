@@ -22,13 +22,7 @@ def corpus() -> list[str]:
             for i, (c, item) in enumerate((c, it) for c in COLORS for it in ITEMS for _ in range(12))]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """A 32-wide model gains nothing from threads, and OpenMP threads spin badly on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

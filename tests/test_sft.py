@@ -34,13 +34,7 @@ TARGET = "click[buy now]"
 SETTINGS = SFTSettings(max_steps=6, batch_size=4, learning_rate=1e-2, logging_steps=1, disable_tqdm=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """A 32-wide model gains nothing from threads, and OpenMP threads spin badly on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def item_page(i: int) -> Context:
