@@ -350,7 +350,9 @@ def label_run_student(label_run_id: str) -> str:
     if "upstream.student" in run.data.tags:
         return resolve_model(run.data.tags["upstream.student"], "student")
     student = run.data.params.get("student", "")
-    if student in ("expert", "random") or not student:
+    from teachable.policy.factory import BUILTIN_POLICIES
+
+    if student in BUILTIN_POLICIES or not student:
         raise UpstreamError(f"label run {label_run_id} used the {student or 'unknown'} policy, not a model; "
                             "training needs an LM student: pass student=<folder, run id or models:/...>.")
     return resolve_model(student, "student")

@@ -35,6 +35,11 @@ class Policy(Protocol):
         ...
 
 
+def instruction_query(instruction: str, words: int = 6) -> str:
+    """The first `words` words of an instruction (commas dropped): a query without a model."""
+    return " ".join(instruction.replace(",", " ").split()[:words])
+
+
 def rng_for(rng: RngLike, i: int) -> np.random.Generator:
     """The generator for context `i` of a batch."""
     return rng if isinstance(rng, np.random.Generator) else rng[i]
@@ -70,7 +75,7 @@ class RandomPolicy:
         self.query_words = query_words
 
     def _query(self, ctx: Context) -> str:
-        return "search[" + " ".join(ctx.instruction.replace(",", " ").split()[: self.query_words]) + "]"
+        return f"search[{instruction_query(ctx.instruction, self.query_words)}]"
 
     def action_distribution(self, contexts: Sequence[Context]) -> list[dict[str, float]]:
         out = []

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from teachable.policy.base import RngLike, check_batch, rng_for, sample_action
+from teachable.policy.base import RngLike, check_batch, instruction_query, rng_for, sample_action
 from teachable.prompting import DEFAULT_HISTORY, Context, completion_text, render_prompt
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,6 @@ SETTINGS_SCHEMA_VERSION = 1
 PROMPT_SETTINGS = ("max_history", "list_actions", "max_observation_chars")
 QUERY_PREFIX = "search["
 QUERY_RE = re.compile(r"search\[([^\]\n]*)")
-FALLBACK_QUERY_WORDS = 6
 CANDIDATE_LAYOUTS = ("packed", "expand")
 HEAD_CHUNK_TOKENS = 512  # rows of the output projection computed at once (bounds the logits' memory)
 
@@ -78,11 +77,6 @@ def load_prompt_settings(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{file} has schema_version {version}, newer than this code reads "
                          f"({SETTINGS_SCHEMA_VERSION}); update teachable.")
     return {k: data[k] for k in PROMPT_SETTINGS if k in data}
-
-
-def instruction_query(instruction: str, words: int = FALLBACK_QUERY_WORDS) -> str:
-    """The first `words` words of an instruction (commas dropped): a query when the model writes none."""
-    return " ".join(instruction.replace(",", " ").split()[:words])
 
 
 def parse_query(generated: str) -> str:
