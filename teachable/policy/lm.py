@@ -21,6 +21,7 @@ module's `encode_prompts` / `encode_completions`, supervision).
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import re
@@ -138,6 +139,8 @@ class LMPolicy:
         self._eos_id = tokenizer.eos_token_id
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         self._decoder = base.get_decoder()
+        # the KV-cache argument is `cache` in recent transformers and `past_key_values` before
+        self._cache_kw = "cache" if "cache" in inspect.signature(self._decoder.forward).parameters else "past_key_values"
         self._head = base.get_output_embeddings()
         self._softcap = getattr(base.config, "final_logit_softcapping", None)
         self._max_positions = getattr(base.config, "max_position_embeddings", None)
@@ -237,7 +240,7 @@ class LMPolicy:
         ids, mask = ids.to(dev), mask.to(dev)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self._decoder(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-        return out.cache, self._log_probs(out.last_hidden_state[:, -1]), mask, mask.sum(-1)
+        return getattr(out, self._cache_kw), self._log_probs(out.last_hidden_state[:, -1]), mask, mask.sum(-1)
 
     # ---- scoring -----------------------------------------------------------------------------
 
@@ -304,7 +307,7 @@ class LMPolicy:
         positions = prompt_len[rows, None] + torch.arange(width, device=dev)
         mask = torch.cat([prompt_mask[rows], comp_mask], dim=1)
         hidden = self._decoder(input_ids=ids, attention_mask=mask, position_ids=positions,
-                               cache=cache, use_cache=True).last_hidden_state
+                               **{self._cache_kw: cache}, use_cache=True).last_hidden_state
         cand_idx, pos_idx = comp_mask[:, 1:].bool().nonzero(as_tuple=True)
         return hidden[cand_idx, pos_idx], ids[cand_idx, pos_idx + 1], cand_idx
 
@@ -337,7 +340,7 @@ class LMPolicy:
         dtype = self._decoder.dtype
         mask = torch.zeros(allowed.shape, dtype=dtype, device=dev).masked_fill_(~allowed, torch.finfo(dtype).min)
         hidden = self._decoder(input_ids=ids, attention_mask=mask, position_ids=prompt_len[:, None] + off,
-                               cache=cache, use_cache=True).last_hidden_state
+                               **{self._cache_kw: cache}, use_cache=True).last_hidden_state
         row_idx, pos_idx = (off >= 1).nonzero(as_tuple=True)
         return hidden[row_idx, pos_idx - 1], ids[row_idx, pos_idx], seg[row_idx, pos_idx]
 
@@ -495,7 +498,7 @@ class LMPolicy:
             step_ids = torch.tensor([[generated[r][-1]] for r in active], dtype=torch.long, device=dev)
             mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=dev)], dim=1)
             hidden = self._decoder(input_ids=step_ids, attention_mask=mask, position_ids=positions[:, None],
-                                   cache=cache, use_cache=True).last_hidden_state
+                                   **{self._cache_kw: cache}, use_cache=True).last_hidden_state
             positions = positions + 1
             log_probs = self._log_probs(hidden[:, -1])
         return texts
