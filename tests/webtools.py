@@ -80,7 +80,8 @@ def browser_paths() -> tuple[str, str] | None:
     """(chromium, chromedriver) from `$CHROMIUM_BIN` / `$CHROMEDRIVER_BIN` or PATH, or None."""
     chromium = os.environ.get("CHROMIUM_BIN") or next(filter(None, map(shutil.which, CHROMIUM_CANDIDATES)), None)
     driver = os.environ.get("CHROMEDRIVER_BIN") or shutil.which(CHROMEDRIVER)
-    return (chromium, driver) if chromium and driver else None
+    found = all(p and Path(p).is_file() for p in (chromium, driver))
+    return (chromium, driver) if found else None
 
 
 def require_browser() -> tuple[str, str]:
