@@ -19,12 +19,18 @@ from urllib.parse import quote
 
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import download_artifact, parse_config, resolve_upstream, setup_tracking, tracking_uri
+from entry_points.common import (
+    download_artifact,
+    parse_config,
+    resolve_upstream,
+    setup_tracking,
+    tracking_uri,
+)
 from teachable.explorer import SnapshotTable, create_explorer_app
 from webshop_env.env import Shop
+from webshop_env.web import LOOPBACK
 
 PHASE = "explore"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from teachable.records import LabeledSnapshot, read_jsonl
 from tests.webtools import (
     artifacts_on_failure,
     chromium_driver,
+    click_and_wait,
     expert_actions,
     label_run_records,
     require_browser,
@@ -42,7 +43,7 @@ def click_action(driver, action: str) -> None:
 
     buttons = [b for b in driver.find_elements(By.CSS_SELECTOR, "button[name=action]") if b.get_attribute("value") == action]
     assert buttons, f"no button for {action} on {driver.current_url}"
-    buttons[0].click()
+    click_and_wait(driver, buttons[0])
 
 
 def shop_goal(small_shop) -> tuple[int, list[str]]:
@@ -67,7 +68,7 @@ def test_shop_a_goal_to_the_end(driver, small_shop, request) -> None:
     with serving(create_app(small_shop, seed=0)) as base, artifacts_on_failure(driver, request.node.name):
         driver.get(base + "/")
         driver.find_element(By.ID, "goal_idx").send_keys(str(goal))
-        driver.find_element(By.ID, "start-goal").click()
+        click_and_wait(driver, driver.find_element(By.ID, "start-goal"))
         assert small_shop.goals[goal]["instruction_text"] in driver.find_element(By.ID, "instruction-text").text
         for i, a in enumerate(actions):
             if a.startswith("search["):
@@ -102,11 +103,11 @@ def test_explore_filter_open_and_replay(driver, small_shop, tmp_path: Path, requ
         assert len(driver.find_elements(By.CSS_SELECTOR, "tr.snapshot-row")) == len(records)
         Select(driver.find_element(By.ID, "filter-quadrant")).select_by_value(quadrant)
         Select(driver.find_element(By.ID, "sort")).select_by_value("U")
-        driver.find_element(By.ID, "apply").click()
+        click_and_wait(driver, driver.find_element(By.ID, "apply"))
         rows = driver.find_elements(By.CSS_SELECTOR, "tr.snapshot-row")
         assert {row.get_attribute("data-id") for row in rows} == want
         assert {row.get_attribute("data-quadrant") for row in rows} == {quadrant}
-        rows[0].find_element(By.CSS_SELECTOR, "a.snapshot-link").click()
+        click_and_wait(driver, rows[0].find_element(By.CSS_SELECTOR, "a.snapshot-link"))
         r = records[driver.find_element(By.ID, "snapshot-id").text]
         assert r.quadrant == quadrant
         assert driver.find_element(By.ID, "instruction").text == r.goal["instruction_text"]
@@ -118,7 +119,7 @@ def test_explore_filter_open_and_replay(driver, small_shop, tmp_path: Path, requ
             assert row.find_element(By.CSS_SELECTOR, "td.rate").text == f"{c['p']:.3f}"
         assert len(driver.find_elements(By.CSS_SELECTOR, "#conditions tr.condition")) == len(r.conditions)
         assert driver.find_element(By.ID, "mlflow-link").get_attribute("href").endswith("/runs/" + "a" * 32)
-        driver.find_element(By.ID, "replay").click()
+        click_and_wait(driver, driver.find_element(By.ID, "replay"))
         assert driver.current_url.endswith("/shop/play")
         assert driver.find_element(By.ID, "text-observation").get_attribute("textContent") == r.observation
         if r.valid_actions:

@@ -10,7 +10,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,20 +44,12 @@ def label_run_records(shop, out: Path, n_snapshots: int = 10) -> Path:
 
 
 def expert_actions(shop, goal_idx: int) -> list[str]:
-    """The expert's actions on a goal, to the purchase."""
+    """The expert's actions on a goal, to the purchase (played by the one rollout loop)."""
     from teachable.policy.expert import ExpertPolicy
-    from teachable.prompting import context_from_env
-    from webshop_env.env import WebShopEnv
+    from teachable.rollouts import goal_specs, run_episodes
 
-    env, expert = WebShopEnv(shop=shop), ExpertPolicy(shop)
-    obs, info = env.reset(options={"goal_idx": goal_idx})
-    actions: list[str] = []
-    while True:
-        action = expert.act([context_from_env(env, obs, info, tuple(actions))], np.random.default_rng(0))[0]
-        actions.append(action)
-        obs, _, terminated, truncated, info = env.step(action)
-        if terminated or truncated:
-            return actions
+    (trajectory,) = run_episodes(shop, ExpertPolicy(shop), goal_specs([goal_idx], seed=0))
+    return [step.action for step in trajectory.steps]
 
 
 @contextlib.contextmanager
@@ -135,3 +126,16 @@ def artifacts_on_failure(driver, test_name: str) -> Iterator[None]:
             (out / "url.txt").write_text(driver.current_url)
         print(f"browser artifacts of {test_name}: {out}")
         raise
+
+
+def click_and_wait(driver, element, timeout: float = 20.0) -> None:
+    """Click an element that loads a new page and wait until the old page is gone and the new one loaded."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    wait = WebDriverWait(driver, timeout)
+    wait.until(ec.staleness_of(old))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")

@@ -111,9 +111,6 @@ def _show(obs: str, info: dict) -> None:
     click.echo(f"\n[step {info['steps']}] {obs}\n")
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
 @main.command()
 @click.option("--data-dir", default="", help=DATA_DIR_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -130,7 +127,7 @@ def serve(data_dir: str, host: str, port: int, max_steps: int, max_sessions: int
     """Shop in a browser: serve the web UI (debug off)."""
     from werkzeug.serving import run_simple
 
-    from webshop_env.web import create_app
+    from webshop_env.web import LOOPBACK, create_app
 
     if host not in LOOPBACK:
         click.echo(f"warning: binding {host}: anyone who can reach this machine can use the shop.", err=True)

@@ -16,7 +16,14 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Response, redirect, render_template, request, url_for
 from werkzeug.exceptions import BadRequest, NotFound
 
-from teachable.explorer.data import CONDITION_ORDER, FILTERS, ORDERS, SORT_KEYS, QueryError, SnapshotTable
+from teachable.explorer.data import (
+    CONDITION_ORDER,
+    FILTERS,
+    ORDERS,
+    SORT_KEYS,
+    QueryError,
+    SnapshotTable,
+)
 from webshop_env.env import Shop
 from webshop_env.web import ShopWeb, install_error_pages
 

@@ -34,6 +34,7 @@ from webshop_env.web.sessions import SessionStore
 log = logging.getLogger(__name__)
 
 COOKIE = "webshop_session"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 SPLITS = ("test", "dev", "train")
 MAX_QUERY_CHARS = 200
 MAX_ACTION_CHARS = 300
