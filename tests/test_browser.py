@@ -125,3 +125,5 @@ def test_explore_filter_open_and_replay(driver, small_shop, tmp_path: Path, requ
         if r.valid_actions:
             click_action(driver, r.valid_actions[0])
             assert driver.find_element(By.ID, "steps").text == str(r.step_index + 1)
+        click_and_wait(driver, driver.find_element(By.ID, "back-link"))
+        assert driver.find_element(By.ID, "snapshot-id").text == r.snapshot_id

@@ -137,6 +137,7 @@ def test_replay_restores_the_state_and_continues(client, records, small_shop) ->
     body = client.get("/shop/play").get_data(as_text=True)
     shown = html.unescape(re.search(r'<pre id="text-observation">(.*?)</pre>', body, re.S).group(1))
     assert shown == r.observation and f"snapshot {r.snapshot_id}" in body
+    assert f'<a id="back-link" href="/snapshot/{r.snapshot_id}">' in body
     visit = client.application.extensions["webshop"].sessions.get(client.get_cookie(COOKIE).value)
     assert visit.env.get_state() == r.state.encode() and visit.history == r.history
     action = r.valid_actions[0]

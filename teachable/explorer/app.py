@@ -65,7 +65,8 @@ def explorer_blueprint(table: SnapshotTable, web: ShopWeb, run_id: str | None, r
     @bp.get("/snapshot/<snapshot_id>/replay")
     def replay(snapshot_id: str) -> Response:
         r = row_or_error(snapshot_id).record
-        sid = web.start_from_state(r.state, origin=f"snapshot {r.snapshot_id}", history=r.history)
+        sid = web.start_from_state(r.state, origin=f"snapshot {r.snapshot_id}", history=r.history,
+                                   back_url=url_for("explorer.snapshot", snapshot_id=r.snapshot_id))
         return web.with_session(redirect(url_for("shop.play"), code=303), sid)
 
     return bp

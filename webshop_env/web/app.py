@@ -92,6 +92,7 @@ class Visit:
     obs: str
     info: dict[str, Any]
     origin: str
+    back_url: str | None = None
     history: list[str] = field(default_factory=list)
     reward: float | None = None
     reward_info: dict[str, Any] | None = None
@@ -138,15 +139,22 @@ class ShopWeb:
         origin = f"goal {info['goal_idx']}" + (f" (drawn from {split})" if goal_idx is None else "")
         return self.sessions.create(Visit(env=env, obs=obs, info=info, origin=origin))
 
-    def start_from_state(self, state: bytes | str, origin: str, history: list[str] | None = None) -> str:
+    def start_from_state(self, state: bytes | str, origin: str, history: list[str] | None = None,
+                         back_url: str | None = None) -> str:
         """A new session whose env is restored from `state` (not re-played); returns its id.
+
+        Args:
+            state: a `WebShopEnv.get_state()` blob (bytes or its UTF-8 text).
+            origin: what the shop page says is being shopped (e.g. the snapshot's id).
+            history: the actions that led to the state, shown as the session's history.
+            back_url: a link shown on the shop page back to where the replay came from.
 
         Raises:
             StateError: the state does not restore on this shop's catalogue.
         """
         env = WebShopEnv(shop=self.shop, max_steps=self.max_steps)
         obs, info = env.set_state(state.encode() if isinstance(state, str) else state)
-        visit = Visit(env=env, obs=obs, info=info, origin=origin, history=list(history or []),
+        visit = Visit(env=env, obs=obs, info=info, origin=origin, back_url=back_url, history=list(history or []),
                       over=info["page"] == "done" or info["steps"] >= self.max_steps)
         return self.sessions.create(visit)
 
