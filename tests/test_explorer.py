@@ -85,6 +85,8 @@ def test_bad_queries_and_records_are_refused(table, records) -> None:
         table.get("../../etc/passwd")
     with pytest.raises(KeyError):
         table.get("no-such-id")
+    with pytest.raises(ValueError, match="cannot link to it"):
+        SnapshotTable([replace(records[0], snapshot_id="a/b")])
     with pytest.raises(ValueError, match="appears twice"):
         SnapshotTable([records[0], records[0]])
     with pytest.raises(ValueError, match="u_measure"):

@@ -60,7 +60,7 @@ class SnapshotTable:
         u_measure: the U measure the run's quadrants used (its `u_measure` parameter).
 
     Raises:
-        ValueError: an unknown U measure, or two records with the same snapshot id.
+        ValueError: an unknown U measure, a snapshot id unfit for a URL, or two records with the same id.
     """
 
     def __init__(self, records: Sequence[LabeledSnapshot], u_measure: str = "entropy") -> None:
@@ -70,6 +70,9 @@ class SnapshotTable:
         self.rows = [row_of(r, u_measure) for r in records]
         self._by_id: dict[str, Row] = {}
         for row in self.rows:
+            if not SNAPSHOT_ID_RE.match(row.record.snapshot_id):
+                raise ValueError(f"snapshot id {row.record.snapshot_id[:80]!r} has characters other than letters, digits "
+                                 "and _ . : @ + -; the explorer cannot link to it. Re-mine with plain trajectory ids.")
             if row.record.snapshot_id in self._by_id:
                 raise ValueError(f"snapshot id {row.record.snapshot_id!r} appears twice; is this one label run's file?")
             self._by_id[row.record.snapshot_id] = row
