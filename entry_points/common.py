@@ -102,7 +102,7 @@ def _converter(name: str, tp: type, optional: bool):
 
 
 def parse_config(cls: type[C], argv: Sequence[str] | None = None, description: str = "") -> C:
-    """Parse `--field value` flags into the config dataclass `cls` (defaults from the dataclass).
+    """Parse `--field value` (or `--field-name`) flags into the config dataclass `cls` (defaults from the dataclass).
 
     Every field is a flag; its help text is the field's `metadata["help"]`. Invalid values fail
     with argparse's usage message; the dataclass's `__post_init__` checks the rest.
@@ -112,7 +112,8 @@ def parse_config(cls: type[C], argv: Sequence[str] | None = None, description: s
     for f in dataclasses.fields(cls):
         tp, optional = _field_type(hints[f.name])
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        parser.add_argument(f"--{f.name}", type=_converter(f.name, tp, optional), default=default,
+        flags = dict.fromkeys((f"--{f.name}", f"--{f.name.replace('_', '-')}"))  # --label_run or --label-run
+        parser.add_argument(*flags, dest=f.name, type=_converter(f.name, tp, optional), default=default,
                             help=f"{f.metadata.get('help', '')} (default: {default!r})")
     args = parser.parse_args(argv)
     try:

@@ -1,4 +1,4 @@
-"""Command line: `python -m webshop_env generate | index | play`."""
+"""Command line: `python -m webshop_env generate | index | play | serve`."""
 
 from __future__ import annotations
 
@@ -109,6 +109,32 @@ def _play_step(env, cmd: str, split: str) -> tuple[str, dict]:
 
 def _show(obs: str, info: dict) -> None:
     click.echo(f"\n[step {info['steps']}] {obs}\n")
+
+
+@main.command()
+@click.option("--data-dir", default="", help=DATA_DIR_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; anything but loopback exposes the shop to the network.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--max-steps", type=click.IntRange(min=1), default=15, show_default=True)
+@click.option("--max-sessions", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Most browser sessions (each holds one env) at once; the least recently used is dropped.")
+@click.option("--session-ttl", type=click.FloatRange(min=1), default=1800.0, show_default=True,
+              help="Seconds of inactivity after which a session expires.")
+@click.option("--seed", type=int, default=None, help="Seed for random goals (default: fresh).")
+def serve(data_dir: str, host: str, port: int, max_steps: int, max_sessions: int, session_ttl: float,
+          seed: int | None) -> None:
+    """Shop in a browser: serve the web UI (debug off)."""
+    from werkzeug.serving import run_simple
+
+    from webshop_env.web import LOOPBACK, create_app
+
+    if host not in LOOPBACK:
+        click.echo(f"warning: binding {host}: anyone who can reach this machine can use the shop.", err=True)
+    app = create_app(data_dir=data_dir or None, max_steps=max_steps, max_sessions=max_sessions,
+                     session_ttl_s=session_ttl, seed=seed)
+    click.echo(f"shop at http://{host}:{port}/ (Ctrl-C to stop)")
+    run_simple(host, port, app, threaded=True, use_debugger=False, use_reloader=False)
 
 
 if __name__ == "__main__":
