@@ -141,7 +141,7 @@ def render_html(page: Page) -> str:
     """
     esc = html.escape
     click_set = set(clickables(page))
-    parts = ['<div class="webshop-page" data-kind="%s">' % esc(page.kind)]
+    parts = [f'<div class="webshop-page" data-kind="{esc(page.kind)}">']
     parts.append(f'<div id="instruction-text"><h4>Instruction:</h4><p>{esc(page.instruction)}</p></div>')
     if page.kind != "done":
         parts.append(
