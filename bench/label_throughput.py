@@ -46,7 +46,9 @@ def failure_snapshots(shop: Shop, n: int, seed: int):
     return [snaps[i] for i in sorted(rng.choice(len(snaps), size=min(n, len(snaps)), replace=False))]
 
 
-def run(shop: Shop, student, snaps, config: LabelConfig) -> dict[str, float]:
+def run(student, snaps, config: LabelConfig) -> dict[str, float]:
+    # a fresh shop per mode: its search-result and reward caches start cold, as in a labeling run
+    shop = Shop.load()
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         records, progress = label_snapshots(snaps, shop=shop, student=student, expert=ExpertPolicy(shop),
@@ -71,11 +73,12 @@ def main() -> None:
     name, student = student_policy(shop, args.student)
     snaps = failure_snapshots(shop, args.snapshots, args.seed)
     base = dict(n_min=args.n_min, n_max=args.n_max, ci_halfwidth=args.ci_halfwidth, seed=args.seed)
-    batched = run(shop, student, snaps, LabelConfig(snapshot_batch=len(snaps), **base))
-    n_single = max(2, len(snaps) // 4)
-    single = run(shop, student, snaps[:n_single], LabelConfig(snapshot_batch=1, **base))
+    run(student, snaps[:1], LabelConfig(snapshot_batch=1, **base))  # warm-up: first-call costs of torch
+    batched = run(student, snaps, LabelConfig(snapshot_batch=len(snaps), **base))
+    n_single = len(snaps)  # the same snapshots, one at a time
+    single = run(student, snaps, LabelConfig(snapshot_batch=1, **base))
     # as research code does it: one snapshot, one rollout at a time (a forward pass per branch step)
-    serial = run(shop, student, snaps[:2], LabelConfig(snapshot_batch=1, branch_batch=1, **base))
+    serial = run(student, snaps[:2], LabelConfig(snapshot_batch=1, branch_batch=1, **base))
     # a fixed n reaching the adaptive target half-width at the worst case (p = 0.5) for every condition
     fixed_n = fixed_n_for_halfwidth(0.5, args.ci_halfwidth)
     student_conditions = [c for r in batched["records"] for k, c in r.conditions.items() if k != "expert"]
