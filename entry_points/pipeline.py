@@ -38,7 +38,14 @@ import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import PHASE_TAG, PROJECT_ROOT, code_version, log_metrics, parse_config, start_phase
+from entry_points.common import (
+    PHASE_TAG,
+    PROJECT_ROOT,
+    code_version,
+    log_metrics,
+    parse_config,
+    start_phase,
+)
 from entry_points.reuse import PIPELINE_UPSTREAM_TAG, expected_params, find_reusable
 from teachable.evaluation import EvalConfig
 from teachable.label.labeling import LabelConfig

@@ -20,7 +20,14 @@ from pathlib import Path
 
 import mlflow
 
-from entry_points.common import labeled_inputs, log_metrics, log_series, parse_config, register_folder, start_phase
+from entry_points.common import (
+    labeled_inputs,
+    log_metrics,
+    log_series,
+    parse_config,
+    register_folder,
+    start_phase,
+)
 from entry_points.evaluate import label_run_rollouts, log_results
 from entry_points.train_matrix import ADAPTER_MODEL
 from teachable.evaluation import (

@@ -17,7 +17,6 @@ import json
 import logging
 import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import mlflow
 import pandas as pd

@@ -22,7 +22,13 @@ from entry_points.pipeline import (
     project_parameters,
     resolve_inputs,
 )
-from entry_points.reuse import PIPELINE_UPSTREAM_TAG, expected_params, find_reusable, mismatch, same_value
+from entry_points.reuse import (
+    PIPELINE_UPSTREAM_TAG,
+    expected_params,
+    find_reusable,
+    mismatch,
+    same_value,
+)
 
 
 def test_config_phases_and_overrides() -> None:

@@ -14,18 +14,13 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from teachable.reporting.tables import require_columns  # noqa: E402
+
 CURVE_COLUMNS: tuple[str, ...] = ("model", "k", "ndcg", "precision")
 METRIC_COLUMNS: tuple[str, ...] = ("model", "metric", "k", "value")
 MODEL_ORDER: tuple[str, ...] = ("lightgbm", "mlp", "entropy", "random")
 MODEL_STYLE = {"lightgbm": ("tab:blue", "-"), "mlp": ("tab:purple", "-"), "entropy": ("tab:orange", "--"),
                "random": ("tab:gray", ":")}
-
-
-def _check(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{what} lacks columns {missing}; it needs {', '.join(columns)} (the `train_predictor` phase's "
-                         "artifact).")
 
 
 def _model_key(model: str) -> tuple[int, str]:
@@ -34,7 +29,7 @@ def _model_key(model: str) -> tuple[int, str]:
 
 def ranking_curves_figure(curves: pd.DataFrame):
     """NDCG@k and precision@k against k, one line per model (the baselines dashed / dotted)."""
-    _check(curves, CURVE_COLUMNS, "ranking_curves.csv")
+    require_columns(curves, CURVE_COLUMNS, "ranking_curves.csv (of train_predictor)")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
     for model in sorted(curves["model"].unique(), key=_model_key):
         part = curves[curves["model"] == model].sort_values("k")
@@ -53,7 +48,7 @@ def ranking_curves_figure(curves: pd.DataFrame):
 
 def predictor_table(metrics: pd.DataFrame) -> pd.DataFrame:
     """One row per model, one column per metric (`<metric>@<k>` for cut-off metrics)."""
-    _check(metrics, METRIC_COLUMNS, "predictor_metrics.csv")
+    require_columns(metrics, METRIC_COLUMNS, "predictor_metrics.csv (of train_predictor)")
     k = pd.to_numeric(metrics["k"], errors="coerce")
     name = [m if pd.isna(kk) else f"{m}@{int(kk)}" for m, kk in zip(metrics["metric"], k, strict=True)]
     frame = pd.DataFrame({"model": metrics["model"], "metric": name, "value": metrics["value"].astype(float)})

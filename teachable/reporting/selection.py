@@ -20,20 +20,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from teachable.reporting.tables import require_columns  # noqa: E402
+
 SUMMARY_COLUMNS: tuple[str, ...] = ("method", "K", "seed", "failure_gain", "retention_change", "heldout_gain",
                                     "n_examples")
 METHOD_ORDER: tuple[str, ...] = ("random", "entropy", "predictor", "oracle")
 METHOD_STYLE = {"random": ("tab:gray", "o"), "entropy": ("tab:orange", "s"), "predictor": ("tab:blue", "D"),
                 "oracle": ("tab:green", "*")}
 VALUES: tuple[str, ...] = ("failure_gain", "retention_change", "heldout_gain")
-
-
-def check_summary(summary: pd.DataFrame) -> None:
-    """Raise a ValueError naming the missing columns of a selection summary."""
-    missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
-    if missing:
-        raise ValueError(f"the selection summary lacks columns {missing}; it needs {', '.join(SUMMARY_COLUMNS)} "
-                         "(the `select` phase's selection_summary.csv).")
 
 
 def _method_key(method: str) -> tuple[int, str]:
@@ -48,7 +42,7 @@ def aggregate_selection(summary: pd.DataFrame) -> pd.DataFrame:
         retention_change_sd, heldout_gain, heldout_gain_sd, n_examples; methods in the order
         random, entropy, predictor, oracle (others after), K ascending.
     """
-    check_summary(summary)
+    require_columns(summary, SUMMARY_COLUMNS, "the selection summary (selection_summary.csv of select)")
     rows = []
     for (method, k), part in summary.groupby(["method", "K"], sort=False):
         row = {"method": method, "K": int(k), "n_seeds": len(part)}

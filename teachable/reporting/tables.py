@@ -16,6 +16,13 @@ import pandas as pd
 TABLE_FORMATS: tuple[str, ...] = ("csv", "md", "tex")
 
 
+def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Raise a ValueError naming the columns `what` (e.g. a phase's CSV artifact) lacks."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} lacks columns {missing}; it needs {', '.join(columns)}.")
+
+
 def format_value(value: Any, digits: int = 3) -> str:
     """A cell as text: floats rounded to `digits`, NaN and None as `-`, whole floats without decimals
     when they are counts (e.g. 24.0 -> 24)."""
