@@ -42,6 +42,7 @@ from entry_points.common import (
     PHASE_TAG,
     PROJECT_ROOT,
     code_version,
+    config_params,
     log_metrics,
     parse_config,
     start_phase,
@@ -189,13 +190,12 @@ def phase_params(config: PipelineConfig, phase: str, known: set[str], inputs: di
     Raises:
         PipelineError: an override names a parameter the phase does not have.
     """
-    params = {name: str(getattr(config, name)).lower() if isinstance(getattr(config, name), bool)
-              else str(getattr(config, name)) for name in GLOBAL_PARAMS if name in known}
+    texts = config_params(config)
+    params = {name: texts[name] for name in GLOBAL_PARAMS if name in known}
     for name, targets in SIZES.items():
-        value = getattr(config, name)
         for target_phase, param in targets:
-            if target_phase == phase and param in known and value != "":
-                params[param] = str(value).lower() if isinstance(value, bool) else str(value)
+            if target_phase == phase and param in known and texts[name] != "":
+                params[param] = texts[name]
     params.update(inputs)
     overrides = config.override_map().get(phase, {})
     unknown = sorted(set(overrides) - known)
