@@ -34,18 +34,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check webshop_env teachable entry_points bench tests
 
 # The whole pipeline on the embedded default, sized to finish in about half an hour on 2 cores;
-# every size is an MLproject parameter (the defaults are the full sizes).
+# every size is a parameter of the `pipeline` entry point (the defaults are the full sizes). A second
+# `make demo` reuses every finished phase run and starts none.
 demo: $(STAMP)
 	$(BIN)/python -m webshop_env generate
 	$(BIN)/python -m webshop_env index
 	$(BIN)/python bench/env_throughput.py --sizes 1000
-	$(MLFLOW_RUN) -e student
-	$(MLFLOW_RUN) -e rollouts -P n_goals=200
-	$(MLFLOW_RUN) -e mine -P offsets=1,2,3,4 -P include_search_steps=false
-	$(MLFLOW_RUN) -e label -P max_snapshots=48 -P n_max=16
-	$(MLFLOW_RUN) -e micro_train -P per_quadrant=3 -P n_rollouts=8
-	$(MLFLOW_RUN) -e train_matrix -P examples_per_cell=24 -P epochs=2
-	$(MLFLOW_RUN) -e evaluate -P heldout_goals=32 -P failure_snapshots=48 -P retention_goals=32 -P episodes_per_item=1
+	$(MLFLOW_RUN) -e pipeline -P rollouts_n_goals=200 -P mine_offsets=1,2,3,4 -P mine_include_search_steps=false \
+		-P label_max_snapshots=48 -P label_n_max=16 -P micro_per_quadrant=3 -P micro_n_rollouts=8 \
+		-P matrix_examples_per_cell=24 -P matrix_epochs=2 -P eval_heldout_goals=32 -P eval_failure_snapshots=48 \
+		-P eval_retention_goals=32 -P eval_episodes_per_item=1
 	@echo "runs are in $(CURDIR)/mlflow.db: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1"
 
 clean:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import os
 import re
@@ -27,6 +28,8 @@ from mlflow.tracking import MlflowClient
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EXPERIMENT = "teachable"
 PHASE_TAG = "teachable.phase"
+CODE_VERSION_TAG = "teachable.code_version"
+CODE_SOURCES = ("webshop_env", "teachable", "entry_points", "MLproject")
 RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 MODEL_URI_RE = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
 
@@ -132,6 +135,25 @@ def config_params(config: Any) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------ phase runs
+@functools.cache
+def code_version(root: Path = PROJECT_ROOT) -> str:
+    """A hash of the code a phase runs: the Python files of webshop_env/, teachable/ and
+    entry_points/ and the MLproject (path and content), computed once per process.
+
+    Recorded as tag `teachable.code_version` on every phase run; `pipeline` reuses a run only
+    when it matches, so a change to the code invalidates every earlier run.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in CODE_SOURCES:
+        path = root / name
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.is_file() else []
+        for file in files:
+            h.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 @contextmanager
 def start_phase(phase: str, config: Any, run_name: str | None = None) -> Iterator[Run]:
     """Start (or, under `mlflow run`, continue) the phase's run: tag the phase, log the config.
@@ -140,7 +162,7 @@ def start_phase(phase: str, config: Any, run_name: str | None = None) -> Iterato
     """
     setup_tracking()
     with mlflow.start_run(run_name=run_name or phase) as run:
-        mlflow.set_tag(PHASE_TAG, phase)
+        mlflow.set_tags({PHASE_TAG: phase, CODE_VERSION_TAG: code_version()})
         # under `mlflow run` the parameters given are already logged, as typed (`1` for 1.0)
         given = run.data.params
         mlflow.log_params({k: v for k, v in config_params(config).items() if k not in given})

@@ -89,6 +89,14 @@ def single_adapter(config: EvaluateConfig) -> tuple[str, str, dict[str, dict]]:
     return json.loads(meta.read_text())["base_model"], config.label_run, {folder.name: {"folder": str(folder)}}
 
 
+def label_run_rollouts(label_run_id: str) -> list[Trajectory]:
+    """The rollouts behind a label run (through its mine run), for the retention set; [] when unknown."""
+    client = MlflowClient()
+    mine_run = client.get_run(label_run_id).data.tags.get("upstream.mine")
+    rollouts_run = client.get_run(mine_run).data.tags.get("upstream.rollouts") if mine_run else None
+    return read_jsonl(download_artifact(rollouts_run, "rollouts.jsonl", "rollouts"), Trajectory) if rollouts_run else []
+
+
 def _version(uri: str) -> str:
     client = MlflowClient()
     name, _, rest = uri.removeprefix("models:/").partition("@")
@@ -105,10 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         labeled = read_jsonl(download_artifact(label_up.run_id, "labeled_snapshots.jsonl", "label_run"), LabeledSnapshot)
         if not Path(base_model).exists() and base_model != "smollm2":
             base_model = label_run_student(label_up.run_id)  # the recorded path was a temporary download
-        mine_run = MlflowClient().get_run(label_up.run_id).data.tags.get("upstream.mine")
-        rollouts_run = MlflowClient().get_run(mine_run).data.tags.get("upstream.rollouts") if mine_run else None
-        rollouts = read_jsonl(download_artifact(rollouts_run, "rollouts.jsonl", "rollouts"), Trajectory) \
-            if rollouts_run else []
+        rollouts = label_run_rollouts(label_up.run_id)
         shop = Shop.load(config.data_dir or None)
         sets = build_eval_sets(shop, labeled=labeled, rollouts=rollouts, config=config)
         device = config.device or None

@@ -92,3 +92,30 @@ def gain_heatmap(summary_or_gains: pd.DataFrame | Sequence[dict[str, Any]], *, m
     fig.colorbar(image, ax=ax, label=f"{metric} (vs base)")
     fig.tight_layout()
     return fig
+
+
+MATRIX_COLUMNS: tuple[str, ...] = ("cell", "quadrant", "format", "status", "n_examples", "n_available",
+                                   "with_replacement", "train_loss", "version")
+
+
+def matrix_table(training_summary: dict[str, Any]) -> pd.DataFrame:
+    """One row per cell of a `train_matrix` run's `training_summary.json` (failed cells included)."""
+    rows = []
+    for cell, entry in training_summary.get("cells", {}).items():
+        quadrant, _, fmt = cell.partition("__")
+        rows.append({"cell": cell, "quadrant": quadrant if fmt else "all", "format": fmt or ("mixed" if cell == "B1_uniform"
+                                                                                             else "routed"),
+                     **{c: entry.get(c) for c in MATRIX_COLUMNS[3:]}})
+    return pd.DataFrame(rows, columns=list(MATRIX_COLUMNS))
+
+
+def eval_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The headline columns of a wide evaluation summary (`eval_summary.csv`): per set, success
+    with its interval, then the gain vs the base with its interval, where present."""
+    columns = ["model"]
+    for name in EVAL_SETS:
+        for stat in ("success", "success_low", "success_high", "success_gain", "success_gain_low",
+                     "success_gain_high"):
+            if f"{name}_{stat}" in summary.columns:
+                columns.append(f"{name}_{stat}")
+    return summary[columns].reset_index(drop=True)

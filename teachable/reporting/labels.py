@@ -8,10 +8,12 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from teachable.label.quadrant import QUADRANTS, u_value  # noqa: E402
 from teachable.records import LabeledSnapshot  # noqa: E402
+from teachable.supervision.formats import FORMATS  # noqa: E402
 
 QUADRANT_COLORS = dict(zip(QUADRANTS, ("tab:red", "tab:orange", "tab:gray", "tab:blue"), strict=True))
 
@@ -49,3 +51,41 @@ def label_table(records: Sequence[LabeledSnapshot]) -> pd.DataFrame:
             "rollouts": r.rollouts,
         })
     return pd.DataFrame(rows)
+
+
+def elp_by_quadrant(records: Sequence[LabeledSnapshot]) -> pd.DataFrame:
+    """Mean ELP per quadrant and format (and of ELP_net), with the standard error and the count.
+
+    Returns:
+        One row per (quadrant, format) with a value: quadrant, format (demo, contrast, hint or
+        net), n, mean, se (0 for a single snapshot).
+    """
+    rows = []
+    for q in QUADRANTS:
+        mine = [r for r in records if r.quadrant == q]
+        for fmt in (*FORMATS, "net"):
+            values = [float(r.elp_net) if fmt == "net" else float(r.elp[fmt]["value"]) for r in mine
+                      if (r.elp_net is not None if fmt == "net" else fmt in r.elp)]
+            if values:
+                se = float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+                rows.append({"quadrant": q, "format": fmt, "n": len(values), "mean": float(np.mean(values)), "se": se})
+    return pd.DataFrame(rows, columns=["quadrant", "format", "n", "mean", "se"])
+
+
+def elp_figure(records: Sequence[LabeledSnapshot]):
+    """Mean ELP by quadrant (groups) and format (bars, ELP_net last), with one standard error."""
+    table = elp_by_quadrant(records)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    formats = (*FORMATS, "net")
+    width = 0.8 / len(formats)
+    for j, fmt in enumerate(formats):
+        part = table[table["format"] == fmt].set_index("quadrant").reindex(list(QUADRANTS))
+        ax.bar(np.arange(len(QUADRANTS)) + (j - (len(formats) - 1) / 2) * width, part["mean"], width,
+               yerr=part["se"], capsize=2, label="ELP_net" if fmt == "net" else f"ELP_{fmt}")
+    ax.axhline(0.0, color="k", lw=0.6)
+    ax.set_xticks(range(len(QUADRANTS)), list(QUADRANTS), fontsize=8)
+    ax.set_ylabel("mean ELP (p_format - p_placebo)")
+    ax.set_title(f"Expected learning progress by quadrant and format ({len(records)} snapshots)")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,88 @@
+"""Phase `recovery`: expert continuations from the high-L_upper failure snapshots of a label run,
+a LoRA adapter trained on them, and its evaluation like a matrix cell's.
+
+    mlflow run . -e recovery --env-manager local -P min_l_upper=0.5
+    python -m entry_points.recovery --label_run latest --epochs 2
+
+Logs `recovery_trajectories.jsonl` (one step-level prompt-completion pair per line), the counts
+(snapshots continued, recovered, examples), the loss curve, the adapter (registered as a version
+of `teachable-adapter` tagged kind=recovery), and the evaluation of the base student and the
+adapter on the same held-out, failure and retention items (`eval_*.csv`, `<set>_success/<model>`,
+`<set>_success_gain/recovery` and `eval_<set>_success_gain`).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import mlflow
+
+from entry_points.common import (
+    labeled_inputs,
+    log_metrics,
+    log_series,
+    parse_config,
+    register_folder,
+    start_phase,
+)
+from entry_points.evaluate import label_run_rollouts, log_results
+from entry_points.train_matrix import ADAPTER_MODEL
+from teachable.evaluation import (
+    build_eval_sets,
+    evaluate_policy,
+    gains_vs_base,
+    record_adapter_base,
+    summarize_eval,
+    write_eval_csvs,
+)
+from teachable.policy.lm import LMPolicy
+from teachable.records import write_jsonl
+from teachable.recovery import RecoveryConfig, export_recovery
+from teachable.training.sft import train_lora
+from webshop_env.env import Shop
+
+PHASE = "recovery"
+CONFIG = RecoveryConfig
+MODEL_NAME = "recovery"
+log = logging.getLogger(__name__)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    config = parse_config(RecoveryConfig, argv, __doc__)
+    with start_phase(PHASE, config) as run, tempfile.TemporaryDirectory() as tmp:
+        label_run_id, records, base_model = labeled_inputs(config.label_run, config.student)
+        shop = Shop.load(config.data_dir or None)
+        base = LMPolicy.from_pretrained(base_model, device="cpu")  # renders prompts as the model was trained
+        examples, counts = export_recovery(records, shop, config, render=base.prompt)
+        write_jsonl(Path(tmp) / "recovery_trajectories.jsonl", examples)
+        mlflow.log_artifact(str(Path(tmp) / "recovery_trajectories.jsonl"))
+        adapter = Path(tmp) / "adapter"
+        metrics = train_lora(base_model, [(e.prompt, e.completion) for e in examples], adapter, config.sft_settings(),
+                             device=config.device or None)
+        log_series("train_loss", metrics["losses"])
+        log_metrics({**counts, "final_train_loss": metrics["train_loss"], "train_seconds": metrics["seconds"]})
+        record_adapter_base(adapter, base_model)
+        mlflow.log_artifacts(str(adapter), "adapter")
+        version = register_folder(ADAPTER_MODEL, run.info.run_id, "adapter", tags={
+            "kind": "recovery", "cell": MODEL_NAME, "quadrant": "all", "format": "recovery", "base_model": base_model})
+        mlflow.set_tag("registered_model", f"models:/{ADAPTER_MODEL}/{version}")
+
+        sets = build_eval_sets(shop, labeled=records, rollouts=label_run_rollouts(label_run_id), config=config)
+        rows = []
+        for name, folder in (("base", None), (MODEL_NAME, str(adapter))):
+            policy = LMPolicy.from_pretrained(base_model, adapter=folder, device=config.device or None,
+                                              temperature=config.temperature)
+            rows += evaluate_policy(shop, policy, sets, config, name=name)
+        summary = summarize_eval(rows, config)
+        gains = gains_vs_base(summary, "base", rows=rows, config=config)
+        log_results(summary, gains, {MODEL_NAME: {"run_id": run.info.run_id}})
+        write_eval_csvs(rows, summary, Path(tmp) / "eval", gains=gains)
+        mlflow.log_artifacts(str(Path(tmp) / "eval"))
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    main()

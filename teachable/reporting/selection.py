@@ -1,0 +1,111 @@
+"""Figures and tables of the H7 selection experiment (`selection_summary.csv`).
+
+One row of the summary is one trained selection: `method` (random, entropy, predictor, oracle),
+budget `K`, `seed` (empty for the deterministic methods; random has several), `failure_gain`
+(success on the failure states minus the base student's), `retention_change` (the same on the
+retention set: negative means forgetting), `heldout_gain` and `n_examples`.
+
+Per method and K the seeds are summarised by their mean and standard deviation (`sd` is 0 for
+a single seed). The frontier plots gain on failure states against change on the retention set:
+up is more reliable, right is less forgetting; a method whose points lie up and to the right of
+random's spread selects better data at that budget.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from teachable.reporting.tables import require_columns  # noqa: E402
+
+SUMMARY_COLUMNS: tuple[str, ...] = ("method", "K", "seed", "failure_gain", "retention_change", "heldout_gain",
+                                    "n_examples")
+METHOD_ORDER: tuple[str, ...] = ("random", "entropy", "predictor", "oracle")
+METHOD_STYLE = {"random": ("tab:gray", "o"), "entropy": ("tab:orange", "s"), "predictor": ("tab:blue", "D"),
+                "oracle": ("tab:green", "*")}
+VALUES: tuple[str, ...] = ("failure_gain", "retention_change", "heldout_gain")
+
+
+def _method_key(method: str) -> tuple[int, str]:
+    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
+
+
+def aggregate_selection(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per (method, K): `n_seeds`, the mean and sd of each gain, the mean `n_examples`.
+
+    Returns:
+        Columns method, K, n_seeds, failure_gain, failure_gain_sd, retention_change,
+        retention_change_sd, heldout_gain, heldout_gain_sd, n_examples; methods in the order
+        random, entropy, predictor, oracle (others after), K ascending.
+    """
+    require_columns(summary, SUMMARY_COLUMNS, "the selection summary (selection_summary.csv of select)")
+    rows = []
+    for (method, k), part in summary.groupby(["method", "K"], sort=False):
+        row = {"method": method, "K": int(k), "n_seeds": len(part)}
+        for col in VALUES:
+            values = part[col].astype(float).to_numpy()
+            row[col] = float(np.mean(values))
+            row[f"{col}_sd"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        row["n_examples"] = float(part["n_examples"].astype(float).mean())
+        rows.append(row)
+    rows.sort(key=lambda r: (_method_key(r["method"]), r["K"]))
+    return pd.DataFrame(rows)
+
+
+def selection_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary table of the report (same as `aggregate_selection`)."""
+    return aggregate_selection(summary)
+
+
+def frontier_figure(summary: pd.DataFrame, title: str = "H7: reliability vs retention"):
+    """Gain on failure states (y) vs change on the retention set (x): one point per method and K.
+
+    Random is drawn at its mean over seeds with error bars of one standard deviation across
+    seeds in both directions; each point is labelled with its K.
+    """
+    agg = aggregate_selection(summary)
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    ax.axhline(0.0, color="k", lw=0.6)
+    ax.axvline(0.0, color="k", lw=0.6)
+    for method, part in agg.groupby("method", sort=False):
+        color, marker = METHOD_STYLE.get(method, ("tab:purple", "^"))
+        spread = part["n_seeds"].max() > 1
+        ax.errorbar(part["retention_change"], part["failure_gain"],
+                    xerr=part["retention_change_sd"] if spread else None,
+                    yerr=part["failure_gain_sd"] if spread else None,
+                    fmt=marker, color=color, ms=8, capsize=3, lw=1,
+                    label=f"{method} (mean ± sd over {int(part['n_seeds'].max())} seeds)" if spread else method)
+        for _, r in part.iterrows():
+            ax.annotate(f"K={r['K']}", (r["retention_change"], r["failure_gain"]), textcoords="offset points",
+                        xytext=(5, 5), fontsize=8, color=color)
+    ax.set_xlabel("change in retention-set success (vs base)")
+    ax.set_ylabel("gain in failure-state success (vs base)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def gain_vs_k_figure(summary: pd.DataFrame):
+    """Gain on failure states and change on the retention set against the budget K, one line per
+    method (random: mean with one standard deviation across seeds as error bars)."""
+    agg = aggregate_selection(summary)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
+    for ax, col, label in ((axes[0], "failure_gain", "gain in failure-state success"),
+                           (axes[1], "retention_change", "change in retention-set success")):
+        ax.axhline(0.0, color="k", lw=0.6)
+        for method, part in agg.groupby("method", sort=False):
+            color, marker = METHOD_STYLE.get(method, ("tab:purple", "^"))
+            ax.errorbar(part["K"], part[col], yerr=part[f"{col}_sd"] if part["n_seeds"].max() > 1 else None,
+                        marker=marker, color=color, capsize=3, label=method)
+        ax.set_xlabel("budget K (snapshots)")
+        ax.set_ylabel(f"{label} (vs base)")
+        ax.set_xticks(sorted(agg["K"].unique()))
+    axes[0].legend(fontsize=8, loc="best")
+    fig.suptitle("H7: gain vs budget")
+    fig.tight_layout()
+    return fig
