@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from entry_points.common import (
     UpstreamError,
     download_artifact,
+    label_run_rollouts,
     label_run_student,
     log_metrics,
     parse_config,
@@ -40,7 +41,7 @@ from teachable.evaluation import (
     write_eval_csvs,
 )
 from teachable.policy.lm import LMPolicy
-from teachable.records import LabeledSnapshot, Trajectory, read_jsonl
+from teachable.records import LabeledSnapshot, read_jsonl
 from teachable.reporting.evaluation import gain_heatmap
 from webshop_env.env import Shop
 
@@ -105,10 +106,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         labeled = read_jsonl(download_artifact(label_up.run_id, "labeled_snapshots.jsonl", "label_run"), LabeledSnapshot)
         if not Path(base_model).exists() and base_model != "smollm2":
             base_model = label_run_student(label_up.run_id)  # the recorded path was a temporary download
-        mine_run = MlflowClient().get_run(label_up.run_id).data.tags.get("upstream.mine")
-        rollouts_run = MlflowClient().get_run(mine_run).data.tags.get("upstream.rollouts") if mine_run else None
-        rollouts = read_jsonl(download_artifact(rollouts_run, "rollouts.jsonl", "rollouts"), Trajectory) \
-            if rollouts_run else []
+        rollouts = label_run_rollouts(label_up.run_id)
         shop = Shop.load(config.data_dir or None)
         sets = build_eval_sets(shop, labeled=labeled, rollouts=rollouts, config=config)
         device = config.device or None

@@ -209,3 +209,57 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def label_store(tmp_path_factory: pytest.TempPathFactory, small_data_dir: Path, tiny_student: str) -> dict:
+    """A tracking store holding real rollouts -> mine -> label runs (about 30 labeled snapshots of
+    the tiny student on the small catalogue), made once; `pred_store` gives each test a copy."""
+    from entry_points import label, mine, rollouts
+    from entry_points.common import setup_tracking
+
+    folder = tmp_path_factory.mktemp("label_store")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        for var in ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
+            mp.delenv(var, raising=False)
+        import mlflow
+
+        mlflow.set_tracking_uri(uri)
+        setup_tracking()
+        rollouts.main(["--data_dir", str(small_data_dir), "--student", "random", "--n_goals", "24", "--max_steps", "8"])
+        mine.main(["--offsets", "1,2,3", "--include_search_steps", "false"])
+        label.main(["--data_dir", str(small_data_dir), "--student", tiny_student, "--max_snapshots", "32",
+                    "--n_min", "2", "--n_max", "2", "--rollout_batch", "4", "--max_steps", "8"])
+        run = mlflow.search_runs(filter_string="tags.`teachable.phase` = 'label'", output_format="list")[0]
+    return {"folder": folder, "label_run": run.info.run_id}
+
+
+@pytest.fixture
+def pred_store(label_store: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """A private copy of `label_store`'s tracking database (artifacts shared, read-only by use)."""
+    import shutil
+
+    import mlflow
+
+    shutil.copy(label_store["folder"] / "mlflow.db", tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    for var in ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
+        monkeypatch.delenv(var, raising=False)
+    mlflow.set_tracking_uri(uri)
+    yield {**label_store, "uri": uri}
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+@pytest.fixture(scope="session")
+def labeled_records(label_store: dict) -> list:
+    """The labeled snapshots of `label_store`'s label run."""
+    from teachable.records import LabeledSnapshot, read_jsonl
+
+    paths = sorted(label_store["folder"].rglob("labeled_snapshots.jsonl"))
+    assert len(paths) == 1, paths
+    return read_jsonl(paths[0], LabeledSnapshot)
