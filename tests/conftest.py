@@ -263,3 +263,41 @@ def labeled_records(label_store: dict) -> list:
     paths = sorted(label_store["folder"].rglob("labeled_snapshots.jsonl"))
     assert len(paths) == 1, paths
     return read_jsonl(paths[0], LabeledSnapshot)
+
+
+def synthetic_teachability(record) -> tuple[float, str]:
+    """A learnable (ELP_net, route) from what a snapshot shows: the untrained tiny student never
+    succeeds, so its real labels are all 0; tests of ranking put a known signal on real snapshots."""
+    u = float(record.uncertainty.get("entropy_norm", 0.0))
+    on_item = record.observation.rstrip().endswith("Buy Now")
+    elp = round(min(1.0, max(-1.0, 0.8 * u + 0.3 * on_item - 0.2 - 0.02 * record.step_index)), 4)
+    return elp, "hint" if elp > 0.4 else "demo" if elp > 0.1 else "none"
+
+
+@pytest.fixture
+def synthetic_label_run(pred_store: dict, labeled_records: list) -> dict:
+    """A label run in `pred_store` holding the real labeled snapshots with `synthetic_teachability`
+    targets; it records the real label run's student and upstream runs."""
+    import copy
+    import tempfile
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from entry_points.common import PHASE_TAG, setup_tracking
+    from teachable.records import write_jsonl
+
+    records = []
+    for r in labeled_records:
+        s = copy.deepcopy(r)
+        s.elp_net, s.route = synthetic_teachability(s)
+        records.append(s)
+    real = MlflowClient().get_run(pred_store["label_run"])
+    setup_tracking()
+    with mlflow.start_run(run_name="label_synthetic") as run:
+        mlflow.set_tags({**{k: v for k, v in real.data.tags.items() if k.startswith("upstream.")}, PHASE_TAG: "label"})
+        mlflow.log_params(real.data.params)
+        with tempfile.TemporaryDirectory() as tmp:
+            write_jsonl(Path(tmp) / "labeled_snapshots.jsonl", records)
+            mlflow.log_artifacts(tmp)
+    return {**pred_store, "label_run": run.info.run_id, "records": records}

@@ -98,7 +98,7 @@ def tier1_features(snapshot: LabeledSnapshot, max_steps: int) -> dict[str, float
         "u_margin": u.get("margin", 1.0), "u_topk_spread": u.get("topk_spread", 0.0),
         "u_top_p": u.get("top_p", 1.0),
         "instr_chars": len(instruction), "instr_words": len(instruction.split()),
-        "instr_clauses": len(_CLAUSE.split(instruction)) if instruction else 0,
+        "instr_clauses": sum(bool(part.strip()) for part in _CLAUSE.split(instruction)),
         "instr_has_price_cap": cap is not None, "instr_price_cap": cap or 0.0,
         "results_total": int(results.group(2)) if results else 0,
         "results_page": int(results.group(1)) if results else 0,
