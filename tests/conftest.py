@@ -237,22 +237,12 @@ def label_store(tmp_path_factory: pytest.TempPathFactory, small_data_dir: Path, 
 
 
 @pytest.fixture
-def pred_store(label_store: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """A private copy of `label_store`'s tracking database (artifacts shared, read-only by use)."""
+def pred_store(label_store: dict, mlflow_store: str, tmp_path: Path) -> dict:
+    """`mlflow_store` starting as a private copy of `label_store`'s database (artifacts shared)."""
     import shutil
 
-    import mlflow
-
-    shutil.copy(label_store["folder"] / "mlflow.db", tmp_path / "mlflow.db")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    for var in ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
-        monkeypatch.delenv(var, raising=False)
-    mlflow.set_tracking_uri(uri)
-    yield {**label_store, "uri": uri}
-    while mlflow.active_run():
-        mlflow.end_run()
+    shutil.copy(label_store["folder"] / "mlflow.db", tmp_path / "mlflow.db")  # before anything opens the store
+    return {**label_store, "uri": mlflow_store}
 
 
 @pytest.fixture(scope="session")
