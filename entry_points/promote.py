@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from mlflow.tracking import MlflowClient
 
 from entry_points.common import UpstreamError, log_metrics, parse_config, start_phase
-from entry_points.predictor_registry import K_TAG, PREDICTOR_MODEL, VALIDATION_TAG, predictor_version
+from entry_points.predictor_registry import (
+    K_TAG,
+    PREDICTOR_MODEL,
+    VALIDATION_TAG,
+    predictor_version,
+)
 
 PHASE = "promote"
 log = logging.getLogger(__name__)

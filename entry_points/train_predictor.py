@@ -24,7 +24,13 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import download_artifact, log_metrics, parse_config, resolve_upstream, start_phase
+from entry_points.common import (
+    download_artifact,
+    log_metrics,
+    parse_config,
+    resolve_upstream,
+    start_phase,
+)
 from entry_points.predictor_registry import (
     FINGERPRINT_TAG,
     K_TAG,

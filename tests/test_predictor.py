@@ -62,9 +62,9 @@ def test_split_by_trajectory_has_no_leakage() -> None:
 
 @pytest.fixture(scope="module")
 def trained(labeled_records: list) -> tuple:
-    from tests.conftest import synthetic_teachability
-
     import copy
+
+    from tests.conftest import synthetic_teachability
 
     records = []
     for r in labeled_records:

@@ -123,7 +123,7 @@ def test_select_end_to_end(synthetic_label_run: dict, small_data_dir: Path) -> N
     local = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=""))
     summary = pd.read_csv(local / "selection_summary.csv")
     assert list(summary.columns) == list(SUMMARY_COLUMNS)
-    assert sorted(zip(summary.method, summary.K)) == sorted((m, k) for m in METHODS for k in (2, 4))
+    assert sorted(zip(summary.method, summary.K, strict=True)) == sorted((m, k) for m in METHODS for k in (2, 4))
     assert summary.loc[summary.method == "random", "seed"].eq(0).all()
     assert summary.loc[summary.method != "random", "seed"].isna().all()
     assert summary.retention_change.isna().all() and summary.failure_gain.notna().all()
