@@ -67,9 +67,6 @@ class PredictorSettings:
         if self.route_weight < 0 or self.mlp_weight_decay < 0:
             raise ValueError("route_weight and mlp_weight_decay must be >= 0.")
 
-    def settings_dict(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in PredictorSettings.__dataclass_fields__}
-
 
 def route_index(routes: Sequence[str]) -> np.ndarray:
     """Route names to class indices (`ROUTES` order); an unknown route is an error."""

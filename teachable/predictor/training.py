@@ -28,7 +28,6 @@ from teachable.records import LabeledSnapshot
 from teachable.rollouts import derive_seed
 
 log = logging.getLogger(__name__)
-BASELINES: tuple[str, ...] = ("entropy", "random")
 
 
 @dataclass
