@@ -395,3 +395,16 @@ def labeled_inputs(label_ref: str, student_ref: str) -> tuple[str, list[Any], st
                          LabeledSnapshot)
     base_model = label_run_student(up.run_id) if student_ref == "label" else resolve_model(student_ref, "student")
     return up.run_id, records, base_model
+
+
+def label_run_rollouts(label_run_id: str) -> list[Any]:
+    """The trajectories of the rollouts run upstream of a label run (through its mine run); [] when
+    the label run records none (then no retention set can be drawn)."""
+    from teachable.records import Trajectory, read_jsonl
+
+    client = MlflowClient()
+    mine_run = client.get_run(label_run_id).data.tags.get("upstream.mine")
+    rollouts_run = client.get_run(mine_run).data.tags.get("upstream.rollouts") if mine_run else None
+    if not rollouts_run:
+        return []
+    return read_jsonl(download_artifact(rollouts_run, "rollouts.jsonl", "rollouts"), Trajectory)

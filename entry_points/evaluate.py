@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from entry_points.common import (
     UpstreamError,
     download_artifact,
+    label_run_rollouts,
     label_run_student,
     log_metrics,
     parse_config,
@@ -40,7 +41,7 @@ from teachable.evaluation import (
     write_eval_csvs,
 )
 from teachable.policy.lm import LMPolicy
-from teachable.records import LabeledSnapshot, Trajectory, read_jsonl
+from teachable.records import LabeledSnapshot, read_jsonl
 from teachable.reporting.evaluation import gain_heatmap
 from webshop_env.env import Shop
 
@@ -87,14 +88,6 @@ def single_adapter(config: EvaluateConfig) -> tuple[str, str, dict[str, dict]]:
     if config.label_run == "matrix":
         raise UpstreamError("adapter=<folder> needs label_run=latest or a run id for the failure set.")
     return json.loads(meta.read_text())["base_model"], config.label_run, {folder.name: {"folder": str(folder)}}
-
-
-def label_run_rollouts(label_run_id: str) -> list[Trajectory]:
-    """The rollouts behind a label run (through its mine run), for the retention set; [] when unknown."""
-    client = MlflowClient()
-    mine_run = client.get_run(label_run_id).data.tags.get("upstream.mine")
-    rollouts_run = client.get_run(mine_run).data.tags.get("upstream.rollouts") if mine_run else None
-    return read_jsonl(download_artifact(rollouts_run, "rollouts.jsonl", "rollouts"), Trajectory) if rollouts_run else []
 
 
 def _version(uri: str) -> str:

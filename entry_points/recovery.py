@@ -21,6 +21,7 @@ from pathlib import Path
 import mlflow
 
 from entry_points.common import (
+    label_run_rollouts,
     labeled_inputs,
     log_metrics,
     log_series,
@@ -28,7 +29,7 @@ from entry_points.common import (
     register_folder,
     start_phase,
 )
-from entry_points.evaluate import label_run_rollouts, log_results
+from entry_points.evaluate import log_results
 from entry_points.train_matrix import ADAPTER_MODEL
 from teachable.evaluation import (
     build_eval_sets,

@@ -209,3 +209,85 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def label_store(tmp_path_factory: pytest.TempPathFactory, small_data_dir: Path, tiny_student: str) -> dict:
+    """A tracking store holding real rollouts -> mine -> label runs (about 30 labeled snapshots of
+    the tiny student on the small catalogue), made once; `pred_store` gives each test a copy."""
+    from entry_points import label, mine, rollouts
+    from entry_points.common import setup_tracking
+
+    folder = tmp_path_factory.mktemp("label_store")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        for var in ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
+            mp.delenv(var, raising=False)
+        import mlflow
+
+        mlflow.set_tracking_uri(uri)
+        setup_tracking()
+        rollouts.main(["--data_dir", str(small_data_dir), "--student", "random", "--n_goals", "24", "--max_steps", "8"])
+        mine.main(["--offsets", "1,2,3", "--include_search_steps", "false"])
+        label.main(["--data_dir", str(small_data_dir), "--student", tiny_student, "--max_snapshots", "32",
+                    "--n_min", "2", "--n_max", "2", "--rollout_batch", "4", "--max_steps", "8"])
+        run = mlflow.search_runs(filter_string="tags.`teachable.phase` = 'label'", output_format="list")[0]
+    return {"folder": folder, "label_run": run.info.run_id}
+
+
+@pytest.fixture
+def pred_store(label_store: dict, mlflow_store: str, tmp_path: Path) -> dict:
+    """`mlflow_store` starting as a private copy of `label_store`'s database (artifacts shared)."""
+    import shutil
+
+    shutil.copy(label_store["folder"] / "mlflow.db", tmp_path / "mlflow.db")  # before anything opens the store
+    return {**label_store, "uri": mlflow_store}
+
+
+@pytest.fixture(scope="session")
+def labeled_records(label_store: dict) -> list:
+    """The labeled snapshots of `label_store`'s label run."""
+    from teachable.records import LabeledSnapshot, read_jsonl
+
+    paths = sorted(label_store["folder"].rglob("labeled_snapshots.jsonl"))
+    assert len(paths) == 1, paths
+    return read_jsonl(paths[0], LabeledSnapshot)
+
+
+def synthetic_teachability(record) -> tuple[float, str]:
+    """A learnable (ELP_net, route) from what a snapshot shows: the untrained tiny student never
+    succeeds, so its real labels are all 0; tests of ranking put a known signal on real snapshots."""
+    u = float(record.uncertainty.get("entropy_norm", 0.0))
+    on_item = record.observation.rstrip().endswith("Buy Now")
+    elp = round(min(1.0, max(-1.0, 0.8 * u + 0.3 * on_item - 0.2 - 0.02 * record.step_index)), 4)
+    return elp, "hint" if elp > 0.4 else "demo" if elp > 0.1 else "none"
+
+
+@pytest.fixture
+def synthetic_label_run(pred_store: dict, labeled_records: list) -> dict:
+    """A label run in `pred_store` holding the real labeled snapshots with `synthetic_teachability`
+    targets; it records the real label run's student and upstream runs."""
+    import copy
+    import tempfile
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from entry_points.common import PHASE_TAG, setup_tracking
+    from teachable.records import write_jsonl
+
+    records = []
+    for r in labeled_records:
+        s = copy.deepcopy(r)
+        s.elp_net, s.route = synthetic_teachability(s)
+        records.append(s)
+    real = MlflowClient().get_run(pred_store["label_run"])
+    setup_tracking()
+    with mlflow.start_run(run_name="label_synthetic") as run:
+        mlflow.set_tags({**{k: v for k, v in real.data.tags.items() if k.startswith("upstream.")}, PHASE_TAG: "label"})
+        mlflow.log_params(real.data.params)
+        with tempfile.TemporaryDirectory() as tmp:
+            write_jsonl(Path(tmp) / "labeled_snapshots.jsonl", records)
+            mlflow.log_artifacts(tmp)
+    return {**pred_store, "label_run": run.info.run_id, "records": records}

@@ -1,0 +1,241 @@
+"""Phase `select` (H7): at budget K, which snapshots are worth teaching?
+
+    mlflow run . -e select --env-manager local -P budgets=8,16 -P random_seeds=3
+    python -m entry_points.select --predictor models:/teachable-predictor@champion --budgets 4,8
+
+For every K and method (random per seed, entropy, predictor, oracle; see `teachable.selection`)
+the K snapshots are taught with the same LoRA recipe as the training matrix and evaluated with
+the evaluation suite against the base student (failure states, retention, held-out goals; the
+same items and seeds for every model). One nested run per (method, K, seed). Logs
+`selection_summary.csv` (method, K, seed, failure_gain, retention_change, heldout_gain,
+n_examples), `selection_<method>.csv` (the selected snapshot ids), `eval_summary.csv`, metrics
+`<method>.failure_gain.K<k>` (random: the mean over seeds) and, when the reporting module is
+present, the reliability-vs-retention frontier and gain-vs-K figures. A killed run started
+again with the same parameters reuses the finished cells.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+
+from entry_points.common import (
+    PHASE_TAG,
+    UpstreamError,
+    label_run_rollouts,
+    labeled_inputs,
+    log_metrics,
+    parse_config,
+    start_phase,
+    work_file,
+)
+from entry_points.predictor_registry import load_predictor
+from teachable.evaluation import (
+    EvalConfig,
+    build_eval_sets,
+    evaluate_policy,
+    gains_vs_base,
+    record_adapter_base,
+    summarize_eval,
+    write_eval_csvs,
+)
+from teachable.features import compute_features, feature_fingerprint
+from teachable.policy.lm import LMPolicy
+from teachable.predictor import FeatureSetError
+from teachable.prompting import completion_text
+from teachable.records import LabeledSnapshot
+from teachable.reporting.selection import frontier_figure, gain_vs_k_figure
+from teachable.selection import (
+    METHODS,
+    SUMMARY_COLUMNS,
+    SelectConfig,
+    cell_name,
+    check_budgets,
+    select,
+    selection_examples,
+    split_pool,
+)
+from teachable.supervision.examples import supervision_pair
+from teachable.training.sft import SFTSettings, train_lora
+from webshop_env.env import Shop
+
+PHASE = "select"
+CONFIG = SelectConfig
+BASE = "base"
+GAIN_COLUMNS = {"failures": "failure_gain", "retention": "retention_change", "heldout": "heldout_gain"}
+log = logging.getLogger(__name__)
+
+
+def eval_config(config: SelectConfig) -> EvalConfig:
+    return EvalConfig(**{f: getattr(config, f) for f in EvalConfig.__dataclass_fields__})
+
+
+def sft_settings(config: SelectConfig) -> SFTSettings:
+    return SFTSettings(lora_r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                       learning_rate=config.learning_rate, epochs=config.epochs, max_steps=config.train_max_steps,
+                       batch_size=config.train_batch_size, seed=config.seed, disable_tqdm=True)
+
+
+def predicted_scores(config: SelectConfig, pool: Sequence[LabeledSnapshot]) -> tuple[dict[str, float], str]:
+    """The champion's (or `config.predictor`'s) predicted ELP_net of every pool snapshot, and its version.
+
+    Raises:
+        FeatureSetError: the predictor was trained on another feature set than `config`'s.
+    """
+    model, predictor, model_version = load_predictor(config.predictor)
+    version = str(model_version.version)
+    if model_version.run_id:
+        mlflow.set_tag("upstream.train_predictor", model_version.run_id)
+    fingerprint = feature_fingerprint(config)
+    if predictor.fingerprint != fingerprint:
+        raise FeatureSetError(
+            f"predictor={config.predictor!r} (version {version}) was trained on feature set {predictor.fingerprint} "
+            f"({predictor.feature_config}); select computes {fingerprint} (embedder={config.embedder}, "
+            f"embed_dim={config.embed_dim}, feature_max_steps={config.feature_max_steps}): pass the predictor's "
+            "feature parameters, or train a predictor on these (train_predictor, then promote).")
+    features = compute_features(pool, config)
+    out = model.predict(features[predictor.feature_names].reset_index(drop=True))
+    return dict(zip(features.index, out["elp_net"].astype(float), strict=True)), version
+
+
+def evaluate_rows(shop: Shop, base_model: str, sets: Any, config: SelectConfig, name: str,
+                  adapter: str | None = None) -> list[dict[str, Any]]:
+    policy = LMPolicy.from_pretrained(base_model, adapter=adapter, device=config.device or None,
+                                      temperature=config.temperature)
+    return evaluate_policy(shop, policy, sets, eval_config(config), name=name)
+
+
+def gains_of(base_rows: list[dict[str, Any]], rows: list[dict[str, Any]], config: SelectConfig) -> dict[str, float]:
+    """failure_gain, retention_change and heldout_gain (NaN for a skipped set) of one cell vs the base."""
+    ec = eval_config(config)
+    summary = summarize_eval(base_rows + rows, ec)
+    gains = {g["set"]: g["success_gain"] for g in gains_vs_base(summary, BASE, rows=base_rows + rows, config=ec)}
+    return {column: float(gains.get(s, math.nan)) for s, column in GAIN_COLUMNS.items()}
+
+
+def train_cell(cell: tuple[str, int, int | None], selected: list[LabeledSnapshot], base: LMPolicy, base_model: str,
+               shop: Shop, sets: Any, base_rows: list[dict[str, Any]], config: SelectConfig,
+               folder: Path) -> dict[str, Any]:
+    """Teach one selection in its own nested run; return its summary row (plus the selected ids)."""
+    method, k, seed = cell
+    name = cell_name(method, k, seed)
+    tags = {"method": method, "K": str(k), "seed": "" if seed is None else str(seed), PHASE_TAG: "select_cell"}
+    with mlflow.start_run(run_name=name, nested=True, tags=tags):
+        examples = [(base.prompt(ctx), completion_text(action)) for ctx, action in
+                    (supervision_pair(r, f) for r, f in selection_examples(selected))]
+        adapter = folder / "adapter"
+        metrics = train_lora(base_model, examples, adapter, sft_settings(config), device=config.device or None)
+        record_adapter_base(adapter, base_model)
+        rows = evaluate_rows(shop, base_model, sets, config, name, adapter=str(adapter))
+        gains = gains_of(base_rows, rows, config)
+        log_metrics({**{k2: v for k2, v in gains.items() if v == v}, "final_train_loss": metrics["train_loss"],
+                     "n_examples": len(examples)})
+    return {"method": method, "K": k, "seed": seed, **gains, "n_examples": len(examples),
+            "selected": [r.snapshot_id for r in selected], "rows": rows}
+
+
+def summary_frame(entries: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """`selection_summary.csv`'s frame: one row per (method, K, seed), seed empty when deterministic."""
+    frame = pd.DataFrame([{c: e[c] for c in SUMMARY_COLUMNS} for e in entries], columns=list(SUMMARY_COLUMNS))
+    frame["seed"] = frame["seed"].astype("Int64")
+    return frame
+
+
+def selection_frames(entries: Sequence[dict[str, Any]]) -> dict[str, pd.DataFrame]:
+    """Per method, the selected snapshot ids: method, K, seed, rank, snapshot_id."""
+    out = {}
+    for method in METHODS:
+        rows = [{"method": method, "K": e["K"], "seed": e["seed"], "rank": i, "snapshot_id": sid}
+                for e in entries if e["method"] == method for i, sid in enumerate(e["selected"])]
+        if rows:
+            frame = pd.DataFrame(rows)
+            frame["seed"] = frame["seed"].astype("Int64")
+            out[method] = frame
+    return out
+
+
+def summary_metrics(frame: pd.DataFrame) -> dict[str, float]:
+    """`<method>.<gain>.K<k>`: the cell's gain (random: the mean over seeds, and its std)."""
+    metrics = {}
+    for (method, k), group in frame.groupby(["method", "K"], sort=False):
+        for column in ("failure_gain", "retention_change", "heldout_gain"):
+            values = group[column].dropna()
+            if len(values):
+                metrics[f"{method}.{column}.K{k}"] = float(values.mean())
+                if method == "random" and len(values) > 1:
+                    metrics[f"{method}.{column}_std.K{k}"] = float(values.std(ddof=1))
+    return metrics
+
+
+def log_figures(frame: pd.DataFrame) -> None:
+    """The H7 figures: the reliability-vs-retention frontier and the gains against the budget K."""
+    mlflow.log_figure(frontier_figure(frame), "selection_frontier.png")
+    mlflow.log_figure(gain_vs_k_figure(frame), "selection_gain_vs_k.png")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    config = parse_config(SelectConfig, argv, __doc__)
+    with start_phase(PHASE, config):
+        label_run_id, records, base_model = labeled_inputs(config.label_run, config.student)
+        pool, held = split_pool(records, config.failure_holdout, config.seed)
+        check_budgets(config.budget_list(), pool)
+        scores: dict[str, float] | None = None
+        upstream = {"label": label_run_id, "student": base_model}
+        if "predictor" in config.method_list():
+            scores, version = predicted_scores(config, pool)
+            mlflow.set_tag("predictor_version", version)
+            upstream["predictor"] = version
+        work = work_file(PHASE, config, upstream, "cells")
+        shop = Shop.load(config.data_dir or None)
+        rollouts = label_run_rollouts(label_run_id) if config.retention_goals else []
+        if config.retention_goals and not rollouts:
+            raise UpstreamError(f"label run {label_run_id} records no rollouts run for the retention set; "
+                                "set retention_goals=0 or label a mine run made from rollouts.")
+        sets = build_eval_sets(shop, labeled=held, rollouts=rollouts, config=eval_config(config))
+        base_file = work / "base_rows.json"
+        if base_file.is_file():
+            base_rows = json.loads(base_file.read_text())
+        else:
+            base_rows = evaluate_rows(shop, base_model, sets, config, BASE)
+            base_file.parent.mkdir(parents=True, exist_ok=True)
+            base_file.write_text(json.dumps(base_rows))
+        base = LMPolicy.from_pretrained(base_model, device="cpu")  # renders prompts as the model was trained
+        entries = []
+        for cell in config.cells():
+            folder = work / cell_name(*cell)
+            done = folder / "done.json"
+            if done.is_file():
+                entries.append(json.loads(done.read_text()))
+                log.info("cell %s: reused from an earlier run of the same parameters", cell_name(*cell))
+                continue
+            method, k, seed = cell
+            selected = select(pool, method, k, seed=seed, scores=scores)
+            entry = train_cell(cell, selected, base, base_model, shop, sets, base_rows, config, folder)
+            done.write_text(json.dumps(entry))
+            entries.append(entry)
+        frame = summary_frame(entries)
+        log_metrics({**summary_metrics(frame), "pool_size": len(pool), "failure_eval_size": len(sets.failures)})
+        mlflow.set_tag("base_model", base_model)
+        with tempfile.TemporaryDirectory() as tmp:
+            frame.to_csv(Path(tmp) / "selection_summary.csv", index=False)
+            for method, selection in selection_frames(entries).items():
+                selection.to_csv(Path(tmp) / f"selection_{method}.csv", index=False)
+            rows = base_rows + [r for e in entries for r in e["rows"]]
+            ec = eval_config(config)
+            summary = summarize_eval(rows, ec)
+            write_eval_csvs(rows, summary, tmp, gains=gains_vs_base(summary, BASE, rows=rows, config=ec))
+            mlflow.log_artifacts(tmp)
+        log_figures(frame)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    main()

@@ -1,0 +1,183 @@
+"""H7: which snapshots to teach at a fixed budget K?
+
+Four ways to pick K labeled snapshots from a pool:
+
+- `random`: K drawn uniformly without replacement (one draw per seed);
+- `entropy`: the K where the student is least sure (top-K by U entropy);
+- `predictor`: the top-K by the teachability predictor's ELP_net;
+- `oracle`: the top-K by the true ELP_net (an upper bound the labels give for free).
+
+Ties keep the pool's order. Each selection is taught with the same recipe as the training
+matrix: every snapshot once, in its route's format, and DEMO when the route is `none` (no format
+beat the placebo there, so the plain demonstration is used; the same rule as `B2_all`).
+
+The pool is the labeled snapshots with teacher advice (anything else cannot be supervision)
+and an ELP_net (the oracle ranks by it). With `failure_holdout` > 0 a share of the failed
+trajectories is kept out of the pool and is the failure-state evaluation set, so a method is
+never scored on the very states it was trained on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from teachable.evaluation import EvalConfig
+from teachable.features import FeatureConfig
+from teachable.predictor.metrics import top_k
+from teachable.predictor.split import trajectory_split
+from teachable.records import LabeledSnapshot
+from teachable.rollouts import derive_seed
+from teachable.supervision.examples import routed_format
+
+METHODS: tuple[str, ...] = ("random", "entropy", "predictor", "oracle")
+SUMMARY_COLUMNS: tuple[str, ...] = ("method", "K", "seed", "failure_gain", "retention_change", "heldout_gain",
+                                    "n_examples")
+
+
+class BudgetError(ValueError):
+    """A budget K larger than the pool of labeled snapshots."""
+
+
+@dataclass
+class SelectConfig(EvalConfig, FeatureConfig):
+    """The `select` phase (H7): select K snapshots per method, train the same LoRA recipe, evaluate."""
+
+    label_run: str = field(default="latest", metadata={"help": "label run: latest or a run id"})
+    student: str = field(default="label", metadata={"help": "base model: label (the label run's student), latest, a run id, models:/..., or a folder"})
+    predictor: str = field(default="models:/teachable-predictor@champion", metadata={"help": "registered predictor: models:/teachable-predictor@<alias> or /<version>"})
+    methods: str = field(default="random,entropy,predictor,oracle", metadata={"help": "comma-separated selection methods"})
+    budgets: str = field(default="8,16", metadata={"help": "comma-separated budgets K"})
+    random_seeds: int = field(default=3, metadata={"help": "draws of the random method per K"})
+    failure_holdout: float = field(default=0.3, metadata={"help": "share of failed trajectories kept out of the pool as the failure-state eval set (0: evaluate on every labeled snapshot)"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    learning_rate: float = field(default=2e-3, metadata={"help": "learning rate"})
+    epochs: float = field(default=3.0, metadata={"help": "passes over a selection's examples"})
+    train_max_steps: int = field(default=-1, metadata={"help": "optimiser steps per selection (overrides epochs when > 0)"})
+    train_batch_size: int = field(default=8, metadata={"help": "examples per optimiser step"})
+    data_dir: str = field(default="", metadata={"help": "folder with WebShop's files; empty: the embedded generated catalogue"})
+    device: str = field(default="", metadata={"help": "cpu, cuda, ... (empty: cuda when available)"})
+
+    def __post_init__(self) -> None:
+        EvalConfig.__post_init__(self)
+        FeatureConfig.__post_init__(self)
+        self.method_list()
+        self.budget_list()
+        if self.random_seeds < 1:
+            raise ValueError(f"random_seeds must be >= 1, got {self.random_seeds}.")
+        if not 0.0 <= self.failure_holdout < 1.0:
+            raise ValueError(f"failure_holdout must be in [0, 1), got {self.failure_holdout}.")
+
+    def method_list(self) -> list[str]:
+        """The methods to run, in `METHODS` order.
+
+        Raises:
+            ValueError: an unknown or no method.
+        """
+        wanted = [m.strip() for m in self.methods.split(",") if m.strip()]
+        unknown = [m for m in wanted if m not in METHODS]
+        if unknown or not wanted:
+            raise ValueError(f"methods={self.methods!r}: unknown or none; use a comma list of {', '.join(METHODS)}.")
+        return [m for m in METHODS if m in wanted]
+
+    def budget_list(self) -> list[int]:
+        """The budgets, ascending and unique.
+
+        Raises:
+            ValueError: not a comma list of positive whole numbers.
+        """
+        try:
+            values = sorted({int(b) for b in self.budgets.split(",") if b.strip()})
+        except ValueError as e:
+            raise ValueError(f"budgets={self.budgets!r}: expected a comma list of whole numbers, e.g. 8,16.") from e
+        if not values or values[0] < 1:
+            raise ValueError(f"budgets={self.budgets!r}: expected budgets >= 1, e.g. 8,16.")
+        return values
+
+    def cells(self) -> list[tuple[str, int, int | None]]:
+        """Every (method, K, seed) to train; seed is None for the deterministic methods."""
+        out: list[tuple[str, int, int | None]] = []
+        for method in self.method_list():
+            seeds: list[int | None] = list(range(self.random_seeds)) if method == "random" else [None]
+            out += [(method, k, s) for k in self.budget_list() for s in seeds]
+        return out
+
+
+def cell_name(method: str, k: int, seed: int | None) -> str:
+    return f"{method}_K{k}" + (f"_seed{seed}" if seed is not None else "")
+
+
+def selection_pool(records: Sequence[LabeledSnapshot]) -> list[LabeledSnapshot]:
+    """The labeled snapshots a method may pick: with teacher advice and an ELP_net."""
+    return [r for r in records if r.teacher and r.elp_net is not None and not math.isnan(r.elp_net)]
+
+
+def split_pool(records: Sequence[LabeledSnapshot], holdout: float,
+               seed: int) -> tuple[list[LabeledSnapshot], list[LabeledSnapshot]]:
+    """(selection pool, failure-state eval snapshots): whole trajectories on each side.
+
+    With `holdout` 0 the pool is every usable snapshot and the eval set every labeled one.
+
+    Raises:
+        ValueError: a holdout with fewer than two trajectories.
+    """
+    if holdout <= 0:
+        return selection_pool(records), list(records)
+    pool_ids, held_ids = trajectory_split([r.traj_id for r in records], holdout, seed)
+    return selection_pool([records[i] for i in pool_ids]), [records[i] for i in held_ids]
+
+
+def check_budgets(budgets: Sequence[int], pool: Sequence[LabeledSnapshot]) -> None:
+    """Raises BudgetError when a budget exceeds the pool."""
+    too_big = [k for k in budgets if k > len(pool)]
+    if too_big:
+        raise BudgetError(f"budget K={max(too_big)} is larger than the {len(pool)} labeled snapshots in the selection "
+                          "pool (with teacher advice and an ELP_net, outside the failure holdout); lower budgets, "
+                          "lower failure_holdout or label more snapshots (label max_snapshots).")
+
+
+def select(pool: Sequence[LabeledSnapshot], method: str, k: int, *, seed: int | None = None,
+           scores: Mapping[str, float] | None = None) -> list[LabeledSnapshot]:
+    """K snapshots of `pool` by `method`, best first (random: in draw order).
+
+    Args:
+        pool: the candidates (`selection_pool`).
+        method: one of `METHODS`.
+        k: the budget.
+        seed: the random method's seed.
+        scores: the predictor method's predicted ELP_net by snapshot id.
+
+    Raises:
+        BudgetError: k larger than the pool.
+        ValueError: an unknown method, or a missing seed / score.
+    """
+    check_budgets([k], pool)
+    if method == "random":
+        if seed is None:
+            raise ValueError("the random method needs a seed.")
+        rng = np.random.default_rng(derive_seed(seed, k, len(pool)))
+        return [pool[i] for i in rng.choice(len(pool), size=k, replace=False)]
+    if method == "entropy":
+        values = [float((r.uncertainty or {}).get("entropy", 0.0)) for r in pool]
+    elif method == "oracle":
+        values = [float(r.elp_net) for r in pool]
+    elif method == "predictor":
+        if scores is None:
+            raise ValueError("the predictor method needs the predicted ELP_net of every snapshot in the pool.")
+        missing = [r.snapshot_id for r in pool if r.snapshot_id not in scores]
+        if missing:
+            raise ValueError(f"no predicted ELP_net for {len(missing)} snapshots (e.g. {missing[0]}).")
+        values = [float(scores[r.snapshot_id]) for r in pool]
+    else:
+        raise ValueError(f"unknown selection method {method!r}; use one of {', '.join(METHODS)}.")
+    return [pool[i] for i in top_k(values, k)]
+
+
+def selection_examples(selected: Sequence[LabeledSnapshot]) -> list[tuple[LabeledSnapshot, str]]:
+    """Each selected snapshot once, in its routed format (DEMO for route `none`)."""
+    return [(r, routed_format(r)) for r in selected]

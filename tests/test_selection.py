@@ -1,0 +1,151 @@
+"""H7 selection: each method picks what it should; budgets; the `select` phase end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from teachable.records import LabeledSnapshot
+from teachable.selection import (
+    METHODS,
+    SUMMARY_COLUMNS,
+    BudgetError,
+    SelectConfig,
+    select,
+    selection_examples,
+    selection_pool,
+    split_pool,
+)
+
+ELP = [0.1, 0.9, -0.2, 0.5, 0.0, 0.7]
+ENTROPY = [1.2, 0.1, 0.8, 0.3, 2.0, 0.0]
+
+
+def record(i: int, teacher: bool = True, route: str = "none") -> LabeledSnapshot:
+    return LabeledSnapshot(snapshot_id=f"s{i}", traj_id=f"t{i // 2}", goal_idx=0, goal={"instruction_text": "x"},
+                           step_index=0, state="", observation="", valid_actions=[], has_search_bar=False, history=[],
+                           student_action="click[a]", final_reward=0.0, steps_to_end=0, route=route,
+                           elp_net=ELP[i], uncertainty={"entropy": ENTROPY[i]},
+                           teacher={"action": "click[b]", "hint": "h"} if teacher else None)
+
+
+@pytest.fixture
+def pool() -> list[LabeledSnapshot]:
+    return [record(i, route="hint" if i == 1 else "none") for i in range(6)]
+
+
+def ids(records: list[LabeledSnapshot]) -> list[str]:
+    return [r.snapshot_id for r in records]
+
+
+def test_methods_pick_what_they_should(pool: list[LabeledSnapshot]) -> None:
+    assert ids(select(pool, "oracle", 3)) == ["s1", "s5", "s3"]
+    assert ids(select(pool, "entropy", 2)) == ["s4", "s0"]
+    scores = {f"s{i}": v for i, v in enumerate([0.0, 0.2, 0.9, 0.1, 0.8, 0.3])}
+    assert ids(select(pool, "predictor", 2, scores=scores)) == ["s2", "s4"]
+    draws = [ids(select(pool, "random", 3, seed=s)) for s in range(4)]
+    assert draws[0] == ids(select(pool, "random", 3, seed=0)) and len(set(map(tuple, draws))) > 1
+    assert all(len(set(d)) == 3 and set(d) <= set(ids(pool)) for d in draws)
+    assert sorted(ids(select(pool, "random", 6, seed=0))) == sorted(ids(pool))
+    pairs = selection_examples(select(pool, "oracle", 2))
+    assert [(r.snapshot_id, f) for r, f in pairs] == [("s1", "hint"), ("s5", "demo")]  # route none -> DEMO
+
+
+def test_bad_selections(pool: list[LabeledSnapshot]) -> None:
+    with pytest.raises(BudgetError, match="K=7 is larger than the 6 labeled snapshots"):
+        select(pool, "oracle", 7)
+    with pytest.raises(ValueError, match="needs a seed"):
+        select(pool, "random", 2)
+    with pytest.raises(ValueError, match="predicted ELP_net"):
+        select(pool, "predictor", 2)
+    with pytest.raises(ValueError, match="no predicted ELP_net for 1 snapshots"):
+        select(pool, "predictor", 2, scores={f"s{i}": 0.0 for i in range(5)})
+    with pytest.raises(ValueError, match="unknown selection method"):
+        select(pool, "uncertainty", 2)
+    with pytest.raises(ValueError, match="methods="):
+        SelectConfig(methods="random,bandit")
+    with pytest.raises(ValueError, match="budgets="):
+        SelectConfig(budgets="8,x")
+    with pytest.raises(ValueError, match="budgets="):
+        SelectConfig(budgets="0")
+
+
+def test_pool_and_holdout(pool: list[LabeledSnapshot]) -> None:
+    records = [*pool, record(0, teacher=False)]
+    records[-1].snapshot_id = "no_teacher"
+    assert "no_teacher" not in ids(selection_pool(records))
+    kept, held = split_pool(pool, 0.34, seed=0)
+    assert len(held) == 2 and not {r.traj_id for r in kept} & {r.traj_id for r in held}
+    everything, all_held = split_pool(pool, 0.0, seed=0)
+    assert everything == pool and all_held == pool
+    config = SelectConfig(methods="oracle,random", budgets="4,2", random_seeds=2)
+    assert config.cells() == [("random", 2, 0), ("random", 2, 1), ("random", 4, 0), ("random", 4, 1),
+                              ("oracle", 2, None), ("oracle", 4, None)]
+
+
+def test_select_end_to_end(synthetic_label_run: dict, small_data_dir: Path) -> None:
+    from entry_points import promote, train_predictor
+    from entry_points import select as select_phase
+    from entry_points.common import UpstreamError
+    from teachable.predictor import FeatureSetError
+
+    label_run = synthetic_label_run["label_run"]
+    args = ["--label_run", label_run, "--data_dir", str(small_data_dir), "--budgets", "2,4", "--random_seeds", "1",
+            "--epochs", "1", "--train_batch_size", "4", "--heldout_goals", "2", "--failure_snapshots", "4",
+            "--retention_goals", "0", "--episodes_per_item", "1", "--max_steps", "8", "--n_boot", "20",
+            "--embed_dim", "16"]
+    with pytest.raises(UpstreamError, match="no registered model 'teachable-predictor'.*train_predictor"):
+        select_phase.main(args)
+    train_predictor.main(["--label_run", label_run, "--k", "4", "--embed_dim", "16", "--lgb_rounds", "20",
+                          "--mlp_epochs", "20"])
+    with pytest.raises(UpstreamError, match="no alias @champion.*-e promote"):
+        select_phase.main(args)
+    promote.main([])
+    with pytest.raises(FeatureSetError, match="trained on feature set"):
+        select_phase.main([*args, "--embed_dim", "8"])
+    with pytest.raises(BudgetError, match="K=99 is larger"):
+        select_phase.main([*args, "--budgets", "2,99"])
+
+    select_phase.main(args)
+    client = MlflowClient()
+    exp = mlflow.get_experiment_by_name("teachable").experiment_id
+    runs = client.search_runs([exp], filter_string="tags.`teachable.phase` = 'select'",
+                              order_by=["attributes.start_time DESC"])
+    run = runs[0]
+    assert run.info.status == "FINISHED" and run.data.tags["upstream.label"] == label_run
+    assert run.data.tags["predictor_version"] == "1" and "upstream.train_predictor" in run.data.tags
+    children = client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+    assert len(children) == 2 * len(METHODS)
+    local = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=""))
+    summary = pd.read_csv(local / "selection_summary.csv")
+    assert list(summary.columns) == list(SUMMARY_COLUMNS)
+    assert sorted(zip(summary.method, summary.K, strict=True)) == sorted((m, k) for m in METHODS for k in (2, 4))
+    assert summary.loc[summary.method == "random", "seed"].eq(0).all()
+    assert summary.loc[summary.method != "random", "seed"].isna().all()
+    assert summary.retention_change.isna().all() and summary.failure_gain.notna().all()
+    assert (summary.n_examples == summary.K).all()
+    assert "oracle.failure_gain.K2" in run.data.metrics
+    assert {"eval_summary.csv", "selection_frontier.png", "selection_gain_vs_k.png"} <= {p.name for p in local.iterdir()}
+
+    # the oracle picked the pool's highest true ELP_net, outside the failure holdout
+    records = synthetic_label_run["records"]
+    pool, held = split_pool(records, 0.3, seed=0)
+    oracle = pd.read_csv(local / "selection_oracle.csv")
+    assert list(oracle.columns) == ["method", "K", "seed", "rank", "snapshot_id"]
+    assert list(oracle.loc[oracle.K == 4, "snapshot_id"]) == ids(select(pool, "oracle", 4))
+    assert not set(oracle.snapshot_id) & set(ids(held))
+    for method in METHODS:
+        assert (local / f"selection_{method}.csv").is_file()
+
+    select_phase.main(args)  # the same parameters again: every cell is reused, none trained
+    again = client.search_runs([exp], filter_string="tags.`teachable.phase` = 'select'",
+                               order_by=["attributes.start_time DESC"])[0]
+    assert again.info.run_id != run.info.run_id and again.info.status == "FINISHED"
+    assert not client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{again.info.run_id}'")
+    reused = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=again.info.run_id,
+                                                             artifact_path="selection_summary.csv"))
+    pd.testing.assert_frame_equal(reused, summary)
