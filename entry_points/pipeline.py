@@ -53,6 +53,7 @@ from teachable.label.labeling import LabelConfig
 from teachable.mining import MiningConfig
 from teachable.recovery import RecoveryConfig
 from teachable.rollouts import RolloutsConfig
+from teachable.selection import SelectConfig
 from teachable.student import StudentConfig
 from teachable.training.matrix import MatrixConfig
 from teachable.training.micro import MicroConfig
@@ -90,11 +91,11 @@ SIZES: dict[str, tuple[tuple[str, str], ...]] = {
     "micro_per_quadrant": (("micro_train", "per_quadrant"),),
     "micro_n_rollouts": (("micro_train", "n_rollouts"),),
     "matrix_examples_per_cell": (("train_matrix", "examples_per_cell"),),
-    "matrix_epochs": (("train_matrix", "epochs"), ("recovery", "epochs")),
-    "eval_heldout_goals": (("evaluate", "heldout_goals"), ("recovery", "heldout_goals")),
-    "eval_failure_snapshots": (("evaluate", "failure_snapshots"), ("recovery", "failure_snapshots")),
-    "eval_retention_goals": (("evaluate", "retention_goals"), ("recovery", "retention_goals")),
-    "eval_episodes_per_item": (("evaluate", "episodes_per_item"), ("recovery", "episodes_per_item")),
+    "matrix_epochs": (("train_matrix", "epochs"), ("recovery", "epochs"), ("select", "epochs")),
+    "eval_heldout_goals": (("evaluate", "heldout_goals"), ("recovery", "heldout_goals"), ("select", "heldout_goals")),
+    "eval_failure_snapshots": (("evaluate", "failure_snapshots"), ("recovery", "failure_snapshots"), ("select", "failure_snapshots")),
+    "eval_retention_goals": (("evaluate", "retention_goals"), ("recovery", "retention_goals"), ("select", "retention_goals")),
+    "eval_episodes_per_item": (("evaluate", "episodes_per_item"), ("recovery", "episodes_per_item"), ("select", "episodes_per_item")),
     "select_budgets": (("select", "budgets"),),
     "select_random_seeds": (("select", "random_seeds"),),
     "recovery_min_l_upper": (("recovery", "min_l_upper"),),
@@ -125,13 +126,13 @@ class PipelineConfig:
     micro_per_quadrant: int = field(default=MicroConfig.per_quadrant, metadata={"help": "micro_train: snapshots per quadrant"})
     micro_n_rollouts: int = field(default=MicroConfig.n_rollouts, metadata={"help": "micro_train: rollouts before and after"})
     matrix_examples_per_cell: int = field(default=MatrixConfig.examples_per_cell, metadata={"help": "train_matrix: examples per cell"})
-    matrix_epochs: float = field(default=MatrixConfig.epochs, metadata={"help": "train_matrix and recovery: SFT epochs"})
-    eval_heldout_goals: int = field(default=EvalConfig.heldout_goals, metadata={"help": "evaluate and recovery: held-out goals"})
-    eval_failure_snapshots: int = field(default=EvalConfig.failure_snapshots, metadata={"help": "evaluate and recovery: failure states"})
-    eval_retention_goals: int = field(default=EvalConfig.retention_goals, metadata={"help": "evaluate and recovery: retention goals"})
-    eval_episodes_per_item: int = field(default=EvalConfig.episodes_per_item, metadata={"help": "evaluate and recovery: episodes per item"})
-    select_budgets: str = field(default="", metadata={"help": "select: comma-separated budgets K (empty: the phase's default)"})
-    select_random_seeds: str = field(default="", metadata={"help": "select: the random method's seeds (empty: the phase's default)"})
+    matrix_epochs: float = field(default=MatrixConfig.epochs, metadata={"help": "train_matrix, recovery and select: SFT epochs"})
+    eval_heldout_goals: int = field(default=EvalConfig.heldout_goals, metadata={"help": "evaluate, recovery and select: held-out goals"})
+    eval_failure_snapshots: int = field(default=EvalConfig.failure_snapshots, metadata={"help": "evaluate, recovery and select: failure states"})
+    eval_retention_goals: int = field(default=EvalConfig.retention_goals, metadata={"help": "evaluate, recovery and select: retention goals"})
+    eval_episodes_per_item: int = field(default=EvalConfig.episodes_per_item, metadata={"help": "evaluate, recovery and select: episodes per item"})
+    select_budgets: str = field(default=SelectConfig.budgets, metadata={"help": "select: comma-separated budgets K"})
+    select_random_seeds: int = field(default=SelectConfig.random_seeds, metadata={"help": "select: draws of the random method per K"})
     recovery_min_l_upper: float = field(default=RecoveryConfig.min_l_upper, metadata={"help": "recovery: least L_upper of a continued snapshot"})
     recovery_max_snapshots: int = field(default=RecoveryConfig.max_snapshots, metadata={"help": "recovery: most snapshots continued (0: all)"})
 
