@@ -21,7 +21,13 @@ from entry_points.common import log_metrics, parse_config, resolve_model, start_
 from teachable.executor import PolicySpec, ShopSpec, make_executor
 from teachable.policy.factory import BUILTIN_POLICIES
 from teachable.records import write_jsonl
-from teachable.rollouts import EpisodeSetup, EpisodeWorld, RolloutsConfig, collect_rollouts, summarize
+from teachable.rollouts import (
+    EpisodeSetup,
+    EpisodeWorld,
+    RolloutsConfig,
+    collect_rollouts,
+    summarize,
+)
 from webshop_env.env import Shop
 
 PHASE = "rollouts"

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from teachable.executor import Executor, ExecutorConfig, LocalExecutor, PolicySpec, ShopSpec
 from teachable.label.branching import Branching, BranchStats, run_branches
 from teachable.label.depth import intervention_depths
 from teachable.label.leverage import leverage_labels, profile_of
@@ -32,7 +33,6 @@ from teachable.label.patch_gain import patch_gain_labels
 from teachable.label.quadrant import QUADRANTS, quadrant_of, thresholds, u_value
 from teachable.label.stats import TESTS, AdaptivePlan, rate
 from teachable.label.uncertainty import measure_uncertainty
-from teachable.executor import Executor, ExecutorConfig, LocalExecutor, PolicySpec, ShopSpec
 from teachable.policy.base import Policy
 from teachable.policy.teacher.base import Teacher, TeacherAdvice
 from teachable.records import JsonlAppender, LabeledSnapshot, Snapshot, iter_jsonl
