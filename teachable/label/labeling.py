@@ -192,7 +192,9 @@ def label_batch(snapshots: Sequence[Snapshot], *, shop: Shop, student: Policy, e
                 fallback: Teacher | None, config: LabelConfig, progress: LabelProgress) -> list[LabeledSnapshot]:
     """Label a batch of (restorable) snapshots; all their branches roll out together."""
     contexts = [snapshot_context(s) for s in snapshots]
-    uncertainties, dists = measure_uncertainty(student, contexts)
+    # one snapshot per call: its U must not depend on the rows padded beside it in a batched forward pass
+    measured = [measure_uncertainty(student, [ctx]) for ctx in contexts]
+    uncertainties, dists = [u[0] for u, _ in measured], [d[0] for _, d in measured]
     advice = [_advise(teacher, fallback, ctx, s.student_action, progress) for ctx, s in zip(contexts, snapshots, strict=True)]
     branchings = [Branching(s, a.action if a else None, condition_patches(a) if a else {})
                   for s, (a, _) in zip(snapshots, advice, strict=True)]
