@@ -156,3 +156,63 @@ def test_executor_options_are_checked() -> None:
         LabelConfig(executor="dask")
     with pytest.raises(ValueError, match="ray_gpus must be > 0"):
         LabelConfig(ray_gpus=0)
+
+
+def test_label_phase_killed_locally_resumes_with_executor_ray(cluster, mlflow_store: str, small_data_dir: Path,
+                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from entry_points import common, label, mine, rollouts
+    from teachable.label import labeling
+    from teachable.records import read_jsonl
+
+    monkeypatch.setenv("TEACHABLE_WORK_DIR", str(tmp_path / "work"))
+    rollouts.main(["--data_dir", str(small_data_dir), "--student", "random", "--n_goals", "10", "--max_steps", "8",
+                   "--executor", "ray", "--ray_workers", "2"])
+    mine.main(["--offsets", "1,2"])
+    args = ["--data_dir", str(small_data_dir), "--student", "random", "--max_snapshots", "6", "--snapshot_batch", "2",
+            "--n_min", "4", "--n_max", "8", "--rollout_batch", "4", "--max_steps", "8"]
+    real = labeling.label_batch
+    calls = []
+
+    def killed_on_second_batch(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        return real(*a, **k)
+
+    monkeypatch.setattr(labeling, "label_batch", killed_on_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        label.main(args)
+    monkeypatch.setattr(labeling, "label_batch", real)
+    label.main([*args, "--executor", "ray", "--ray_address", "", "--ray_workers", "2"])
+    client = MlflowClient()
+    runs = client.search_runs([common.setup_tracking()], order_by=["attributes.start_time DESC"])
+    done, crashed = runs[0], runs[1]
+    assert crashed.info.status == "FAILED" and done.info.status == "FINISHED"
+    assert done.data.tags["teachable.work_key"] == crashed.data.tags["teachable.work_key"]
+    m = done.data.metrics
+    assert m["resumed"] == 2 and m["n_labeled"] == 6 and m["executor.workers"] == 2 and m["executor.retries"] == 0
+    assert runs[-1].data.metrics["executor.workers"] == 2 and runs[-1].data.metrics["n_episodes"] == 10
+    records = read_jsonl(mlflow.artifacts.download_artifacts(run_id=done.info.run_id,
+                                                             artifact_path="labeled_snapshots.jsonl"), LabeledSnapshot)
+    assert len({r.snapshot_id for r in records}) == 6 and all(r.quadrant for r in records)
+
+
+def test_micro_training_on_ray_equals_local(cluster, small_shop, shop_spec, tiny_student, local_labels,
+                                            one_torch_thread) -> None:
+    from teachable.label.labeling import finalize
+    from teachable.training.micro import MicroConfig, MicroSetup, micro_validate, stratified_sample
+
+    records, _ = finalize([LabeledSnapshot.from_dict(r) for r in local_labels], CONFIG)
+    config = MicroConfig(per_quadrant=1, steps=1, n_rollouts=4, max_steps=10, n_boot=50, device="cpu")
+    local = micro_validate(records, base_model=tiny_student, shop=small_shop, config=config, show_progress=False)
+    assert len(local["snapshots"]) >= 2
+    with RayExecutor(MicroSetup(shop_spec, tiny_student, config), workers=2) as executor:
+        remote = micro_validate(records, base_model=tiny_student, config=config, executor=executor,
+                                show_progress=False)
+    # rows in the order of the stratified sample, whichever actor finished first
+    sample = stratified_sample(records, config.per_quadrant, config.seed)
+    assert [r["snapshot_id"] for r in remote["snapshots"]] == [r.snapshot_id for r in sample]
+    assert remote["snapshots"] == local["snapshots"]  # the summaries follow from these rows
