@@ -203,10 +203,11 @@ class RayExecutor:
         self._ray = ray
         self._started = False
         if not ray.is_initialized():
+            # actors' warnings (e.g. a snapshot that does not restore) show in this process's log
             if address:
-                ray.init(address=address, log_to_driver=False)
+                ray.init(address=address)
             else:
-                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+                ray.init(num_cpus=num_cpus, include_dashboard=False)
                 self._started = True
         resources = ray.cluster_resources()
         cpus, gpus_total = int(resources.get("CPU", 0)), float(resources.get("GPU", 0))
@@ -248,7 +249,7 @@ class RayExecutor:
             i, actor = running.pop(ref)
             try:
                 result = ray.get(ref)
-            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as e:
+            except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError) as e:  # the actor or its node died
                 attempts[i] += 1
                 self.retries += 1
                 if attempts[i] > self.max_retries:

@@ -2,10 +2,11 @@
 
 Every phase that plays episodes (rollouts, labels, evaluation) goes through `run_episodes`;
 `play_episodes` runs it on an executor (`teachable.executor`: this process or Ray actors, each
-holding an `EpisodeWorld`). An episode starts from a reset on a goal or from a restored env state (a snapshot), may have
-its first action forced and a patch text shown (at the first step or at every step). Each
-episode draws its randomness from its own generator, seeded by `EpisodeSpec.seed`, so its
-actions do not depend on which other episodes share the batch, the batch size or the worker.
+holding an `EpisodeWorld`). An episode starts from a reset on a goal or from a restored env
+state (a snapshot), may have its first action forced and a patch text shown (at the first step
+or at every step). Each episode draws its randomness from its own generator, seeded by
+`EpisodeSpec.seed`, so its actions do not depend on which other episodes share the batch, the
+batch size or the worker.
 """
 
 from __future__ import annotations
@@ -304,7 +305,7 @@ def collect_rollouts(shop: Shop, policy: Policy | PolicySpec, config: RolloutsCo
     if executor is None:
         if isinstance(policy, PolicySpec):
             policy = policy.build(shop)
-        spec = PolicySpec(policy.name)
+        spec = PolicySpec(policy.name)  # only names the policy this world already holds
         executor, policy = LocalExecutor(EpisodeWorld(shop, {spec: policy})), spec
     elif not isinstance(policy, PolicySpec):
         raise ValueError("with an executor, pass the policy as a PolicySpec (its workers build it).")
