@@ -71,13 +71,13 @@ def by_workers(shop: Shop, student: LMPolicy, snaps, config: LabelConfig, worker
 
     if not address:
         ray.init(num_cpus=max(workers), include_dashboard=False, log_to_driver=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as each actor (one CPU, one thread): the same arithmetic, so the same labels
-    local = run(shop, student, snaps, config)
-    torch.set_num_threads(threads)
-    rows = [("local (in-process, 1 thread)", 0.0, local)]
     with tempfile.TemporaryDirectory() as tmp:
-        student.save_pretrained(tmp)  # actors build the student from its folder
+        student.save_pretrained(tmp)  # actors build the student from its folder; so does this process
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as each actor (one CPU, one thread): the same arithmetic, so the same labels
+        local = run(shop, PolicySpec(tmp).build(shop), snaps, config)
+        torch.set_num_threads(threads)
+        rows = [("local (in-process, 1 thread)", 0.0, local)]
         setup = LabelSetup(shop=ShopSpec.of(None), student=PolicySpec(tmp), config=config)
         for n in workers:
             start = time.perf_counter()

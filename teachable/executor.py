@@ -197,8 +197,8 @@ class RayExecutor:
     """
 
     def __init__(self, setup: Callable[[], Any], *, address: str = "", workers: int = 0,
-                 policies: Sequence[PolicySpec] = (), gpus: float = 1.0, num_cpus: int | None = None, max_retries: int = 3,
-                 crash_on: Sequence[int] = ()) -> None:
+                 policies: Sequence[PolicySpec] = (), gpus: float = 1.0, num_cpus: int | None = None,
+                 max_retries: int = 3, crash_on: Sequence[int] = ()) -> None:
         ray = import_ray()
         self._ray = ray
         self._started = False
@@ -217,8 +217,9 @@ class RayExecutor:
         if self.workers > fits:
             self.close()
             what = f"{gpus_total:g} GPUs at {gpus:g} per actor" if use_gpu else f"{cpus} CPUs"
-            raise ValueError(f"ray_workers={self.workers} actors do not fit the Ray cluster ({what}); "
-                             f"ask for at most {fits}, or add nodes to the cluster.")
+            fix = (f"ask for at most {fits}, or add nodes to the cluster" if fits else
+                   "add nodes with GPUs to the cluster, or run the policy on the CPU (device=cpu)")
+            raise ValueError(f"ray_workers={self.workers} actors do not fit the Ray cluster ({what}); {fix}.")
         self._actor_class = ray.remote(num_cpus=1, num_gpus=gpus if use_gpu else 0, max_restarts=0)(_Worker)
         self._setup = setup
         self.max_retries = max_retries
