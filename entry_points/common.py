@@ -332,7 +332,10 @@ def work_file(phase: str, config: Any, upstream: dict[str, str], name: str) -> P
     import hashlib
     import json
 
-    params = {k: v for k, v in config_params(config).items() if k != "resume_run"}
+    from teachable.executor import EXECUTOR_FIELDS
+
+    # where the batches ran never changes the results: a run resumes under either executor
+    params = {k: v for k, v in config_params(config).items() if k != "resume_run" and k not in EXECUTOR_FIELDS}
     key = hashlib.sha256(json.dumps([phase, params, upstream], sort_keys=True).encode()).hexdigest()[:16]
     return work_file_for_key(phase, key, name)
 

@@ -8,6 +8,7 @@ Every model meets the same items with the same seeds. Logs `eval_heldout.csv`,
 `eval_failures.csv`, `eval_retention.csv`, `eval_summary.csv` (one row per model), the
 quadrant x format heatmap of gains on the failure set, metrics `<set>_success/<model>`, and each
 cell's eval metrics on the cell's own nested run, so the MLflow UI compares cells side by side.
+With `executor=ray` the episodes of every model run in chunks on Ray actors.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ from teachable.evaluation import (
     summarize_eval,
     write_eval_csvs,
 )
-from teachable.policy.lm import LMPolicy
+from teachable.executor import PolicySpec, ShopSpec, make_executor
 from teachable.records import LabeledSnapshot, read_jsonl
 from teachable.reporting.evaluation import gain_heatmap
+from teachable.rollouts import EpisodeSetup, EpisodeWorld
 from webshop_env.env import Shop
 
 PHASE = "evaluate"
@@ -110,13 +112,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         shop = Shop.load(config.data_dir or None)
         sets = build_eval_sets(shop, labeled=labeled, rollouts=rollouts, config=config)
         device = config.device or None
-        rows = evaluate_policy(shop, LMPolicy.from_pretrained(base_model, device=device, temperature=config.temperature),
-                               sets, config, name=BASE)
+        models = {BASE: PolicySpec(base_model, config.temperature, device=device)}
         for name, entry in cells.items():
             folder = entry.get("folder") or adapter_folder(entry["version"])
             check_adapter_base(folder, base_model)
-            policy = LMPolicy.from_pretrained(base_model, adapter=folder, device=device, temperature=config.temperature)
-            rows += evaluate_policy(shop, policy, sets, config, name=name)
+            models[name] = PolicySpec(base_model, config.temperature, adapter=folder, device=device)
+        with make_executor(config, EpisodeSetup(ShopSpec.of(config.data_dir)), policies=list(models.values()),
+                           local=lambda: EpisodeWorld(shop)) as executor:
+            rows = [row for name, spec in models.items()
+                    for row in evaluate_policy(shop, spec, sets, config, name=name, executor=executor)]
+        log_metrics({"executor.workers": executor.workers, "executor.retries": executor.retries})
         summary = summarize_eval(rows, config)
         gains = gains_vs_base(summary, BASE, rows=rows, config=config)
         log_results(summary, gains, cells)

@@ -5,7 +5,10 @@ failure snapshots of a mine run.
     python -m entry_points.label --mine_run latest --teacher openai --teacher_model gpt-4.1-mini
 
 Labels are appended to a work file flushed per snapshot; started again with the same parameters
-(or with `resume_run=<run id>`), a killed run continues where it stopped. Logs the label summary
+(or with `resume_run=<run id>`), a killed run continues where it stopped, under either executor.
+With `executor=ray` the snapshots' batches run on Ray actors (`ray_address=auto` for a running
+cluster, empty for a local one started here); this process alone writes the work file and logs
+the retried batches as `executor.retries`. Logs the label summary
 (quadrant / route / profile counts, means, rollouts spent and saved), the quadrant thresholds,
 a U-vs-L_local scatter coloured by quadrant, a table of the labels, and the artifacts
 `labeled_snapshots.jsonl` and `label_summary.json`.
@@ -33,20 +36,19 @@ from entry_points.common import (
     start_phase,
     work_file,
 )
+from teachable.executor import PolicySpec, ShopSpec, make_executor
 from teachable.label.labeling import (
     LabelConfig,
+    LabelSetup,
     finalize,
     label_snapshots,
-    make_teachers,
     rollouts_saved_vs_fixed,
     select_snapshots,
     summarize_labels,
 )
-from teachable.policy.expert import ExpertPolicy
-from teachable.policy.factory import BUILTIN_POLICIES, make_policy
+from teachable.policy.factory import BUILTIN_POLICIES
 from teachable.records import Snapshot, read_jsonl, write_jsonl
 from teachable.reporting.labels import label_table, quadrant_scatter
-from webshop_env.env import Shop
 
 PHASE = "label"
 CONFIG = LabelConfig
@@ -65,18 +67,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         work = (resumed_work_file(PHASE, config.resume_run, "labeled_snapshots.partial.jsonl") if config.resume_run
                 else work_file(PHASE, config, {"mine": mine.run_id, "student": student_path},
                                "labeled_snapshots.partial.jsonl"))
-        shop = Shop.load(config.data_dir or None)
-        student = make_policy(student_path, shop, temperature=config.temperature)
-        teacher, fallback = make_teachers(config, shop, cache_dir=PROJECT_ROOT / ".teachable_work" / "teacher_cache")
+        setup = LabelSetup(shop=ShopSpec.of(config.data_dir), student=PolicySpec(student_path, config.temperature),
+                           config=config, cache_dir=str(PROJECT_ROOT / ".teachable_work" / "teacher_cache"))
         selected = select_snapshots(snapshots, config.max_snapshots, config.seed)
-        records, progress = label_snapshots(
-            selected, shop=shop, student=student, expert=ExpertPolicy(shop), teacher=teacher, config=config,
-            work_file=work, fallback=fallback,
-            on_batch=lambda p: mlflow.log_metric("labeled_so_far", p.labeled + p.resumed),
-        )
+        with make_executor(config, setup, policies=[setup.student]) as executor:
+            records, progress = label_snapshots(
+                selected, config=config, work_file=work, executor=executor,
+                on_batch=lambda p: mlflow.log_metric("labeled_so_far", p.labeled + p.resumed),
+            )
         final, thresholds = finalize(records, config)
         summary = {**summarize_labels(final, progress), **thresholds,
-                   "rollouts_saved_by_adaptive": rollouts_saved_vs_fixed(final, config.n_max)}
+                   "rollouts_saved_by_adaptive": rollouts_saved_vs_fixed(final, config.n_max),
+                   "executor.workers": executor.workers, "executor.retries": executor.retries}
         log_metrics(summary)
         mlflow.log_figure(quadrant_scatter(final, thresholds, config.u_measure), "label_scatter.png")
         mlflow.log_table(label_table(final), artifact_file="labels_table.json")

@@ -6,7 +6,8 @@
 For a stratified sample of labeled snapshots (per quadrant), a 1-2 step LoRA update on the
 snapshot's supervision (its route's format), then the student's success from the snapshot
 before and after. Logs `micro_spearman` (Spearman of ELP_net and the micro gain) with its
-bootstrap interval, overall and per quadrant, and `micro_training_results.json`.
+bootstrap interval, overall and per quadrant, and `micro_training_results.json`. With
+`executor=ray` each snapshot's update and branches run on a Ray actor.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from entry_points.common import (
     parse_config,
     start_phase,
 )
-from teachable.training.micro import MicroConfig, micro_validate
-from webshop_env.env import Shop
+from teachable.executor import PolicySpec, ShopSpec, make_executor
+from teachable.training.micro import MicroConfig, MicroSetup, micro_validate
 
 PHASE = "micro_train"
 CONFIG = MicroConfig
@@ -36,11 +37,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(MicroConfig, argv, __doc__)
     with start_phase(PHASE, config):
         _, records, base_model = labeled_inputs(config.label_run, config.student)
-        result = micro_validate(records, base_model=base_model, shop=Shop.load(config.data_dir or None), config=config)
+        setup = MicroSetup(ShopSpec.of(config.data_dir), base_model, config)
+        with make_executor(config, setup, policies=[PolicySpec(base_model, device=config.device or None)]) as executor:
+            result = micro_validate(records, base_model=base_model, config=config, executor=executor)
         overall = result["overall"]
         metrics = {"micro_spearman": overall["spearman"], "micro_spearman_low": overall["low"],
                    "micro_spearman_high": overall["high"], "micro_n": overall["n"],
-                   "micro_mean_gain": overall["mean_gain"]}
+                   "micro_mean_gain": overall["mean_gain"], "executor.workers": executor.workers,
+                   "executor.retries": executor.retries}
         for q, s in result["per_quadrant"].items():
             metrics[f"micro_spearman_{q}"] = s["spearman"]
             metrics[f"micro_mean_gain_{q}"] = s["mean_gain"]

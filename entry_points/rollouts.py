@@ -4,7 +4,8 @@
     python -m entry_points.rollouts --student latest --n_goals 200
 
 Logs success rate, mean score, mean steps and invalid-action rate (test goals with prefix
-`test_`) and the artifact `rollouts.jsonl` (one `Trajectory` per line).
+`test_`) and the artifact `rollouts.jsonl` (one `Trajectory` per line). With `executor=ray` the
+episodes run in chunks on Ray actors (`executor.retries`: chunks retried after an actor died).
 """
 
 from __future__ import annotations
@@ -17,9 +18,16 @@ from pathlib import Path
 import mlflow
 
 from entry_points.common import log_metrics, parse_config, resolve_model, start_phase
-from teachable.policy.factory import BUILTIN_POLICIES, make_policy
+from teachable.executor import PolicySpec, ShopSpec, make_executor
+from teachable.policy.factory import BUILTIN_POLICIES
 from teachable.records import write_jsonl
-from teachable.rollouts import RolloutsConfig, collect_rollouts, summarize
+from teachable.rollouts import (
+    EpisodeSetup,
+    EpisodeWorld,
+    RolloutsConfig,
+    collect_rollouts,
+    summarize,
+)
 from webshop_env.env import Shop
 
 PHASE = "rollouts"
@@ -31,11 +39,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     with start_phase(PHASE, config):
         student = config.student if config.student in BUILTIN_POLICIES else resolve_model(config.student, "student")
         shop = Shop.load(config.data_dir or None)
-        policy = make_policy(student, shop, temperature=config.temperature)
-        by_split = collect_rollouts(shop, policy, config)
+        spec = PolicySpec(student, config.temperature)
+        with make_executor(config, EpisodeSetup(ShopSpec.of(config.data_dir)), policies=[spec],
+                           local=lambda: EpisodeWorld(shop, {spec: spec.build(shop)})) as executor:
+            by_split = collect_rollouts(shop, spec, config, executor=executor)
         for split, trajectories in by_split.items():
             prefix = "test_" if split == "test" and split != config.split else ""
             log_metrics({prefix + k: v for k, v in summarize(trajectories).items()})
+        log_metrics({"executor.workers": executor.workers, "executor.retries": executor.retries})
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "rollouts.jsonl"
             write_jsonl(path, [t for trajectories in by_split.values() for t in trajectories])

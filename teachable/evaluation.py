@@ -30,12 +30,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from teachable.executor import Executor, ExecutorConfig, PolicySpec
 from teachable.label.labeling import select_snapshots
 from teachable.label.quadrant import QUADRANTS
 from teachable.label.stats import bootstrap_interval, paired_bootstrap_interval
 from teachable.policy.base import Policy
 from teachable.records import LabeledSnapshot, Trajectory
-from teachable.rollouts import EpisodeSpec, derive_seed, run_episodes, sample_goals
+from teachable.rollouts import EpisodeSpec, derive_seed, play_episodes, run_episodes, sample_goals
 from webshop_env.env import Shop
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ _ROW_FIELD = {"success": "success", "score": "reward"}
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(ExecutorConfig):
     """The `evaluate` phase: every model plays the same held-out, failure and retention items."""
 
     heldout_goals: int = field(default=50, metadata={"help": "test-split goals played from a reset (0: skip the set)"})
@@ -66,6 +67,7 @@ class EvalConfig:
     seed: int = field(default=0, metadata={"help": "seed of the set draws, the episodes and the bootstrap"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("heldout_goals", "failure_snapshots", "retention_goals"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0 skips the set), got {getattr(self, name)}.")
@@ -176,17 +178,19 @@ def episode_specs(sets: EvalSets, config: EvalConfig) -> list[tuple[dict[str, An
     return out
 
 
-def evaluate_policy(shop: Shop, policy: Policy, sets: EvalSets, config: EvalConfig, *, name: str,
-                    progress: bool = False) -> list[dict[str, Any]]:
+def evaluate_policy(shop: Shop | None, policy: Policy | PolicySpec, sets: EvalSets, config: EvalConfig, *, name: str,
+                    progress: bool = False, executor: Executor | None = None) -> list[dict[str, Any]]:
     """Play every item of `sets` `config.episodes_per_item` times with `policy`.
 
     Args:
-        shop: the catalogue the sets were built on.
-        policy: the model under evaluation (already at `config.temperature`).
+        shop: the catalogue the sets were built on (not needed with `executor`).
+        policy: the model under evaluation (already at `config.temperature`), or its spec when
+            an executor's workers build it.
         sets: from `build_eval_sets`; the same sets for every model.
         config: episodes per item, step limit, batch size, greedy, success threshold and seed.
         name: the model's name in the rows (e.g. `base`, `Q1_highU_highL__demo`).
         progress: show a progress bar.
+        executor: plays the episodes on its workers (default: this process).
 
     Returns:
         One row per episode (`ROW_COLUMNS`): model, set, item (goal index or snapshot id, as
@@ -194,9 +198,16 @@ def evaluate_policy(shop: Shop, policy: Policy, sets: EvalSets, config: EvalConf
         n_steps and the episode's seed.
     """
     plan = episode_specs(sets, config)
-    trajectories = run_episodes(shop, policy, [spec for _, spec in plan], max_steps=config.max_steps,
-                                batch_size=config.batch_size, greedy=config.greedy,
-                                success_threshold=config.success_threshold, progress=progress)
+    settings = dict(max_steps=config.max_steps, batch_size=config.batch_size, greedy=config.greedy,
+                    success_threshold=config.success_threshold, progress=progress)
+    if executor is not None:
+        if not isinstance(policy, PolicySpec):
+            raise ValueError("with an executor, pass the policy as a PolicySpec (its workers build it).")
+        trajectories = play_episodes(executor, policy, [spec for _, spec in plan], **settings)
+    else:
+        if shop is None or isinstance(policy, PolicySpec):
+            raise ValueError("without an executor, pass the shop and a built policy.")
+        trajectories = run_episodes(shop, policy, [spec for _, spec in plan], **settings)
     rows = [{"model": name, **meta, "reward": float(t.reward), "success": bool(t.success), "n_steps": t.n_steps}
             for (meta, _), t in zip(plan, trajectories, strict=True)]
     return [{k: row[k] for k in ROW_COLUMNS} for row in rows]

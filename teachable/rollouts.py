@@ -1,10 +1,12 @@
 """Batched lockstep rollouts: many episodes at once, one policy call per step for all of them.
 
-Every phase that plays episodes (rollouts, labels, evaluation) goes through `run_episodes`.
-An episode starts from a reset on a goal or from a restored env state (a snapshot), may have
-its first action forced and a patch text shown (at the first step or at every step). Each
-episode draws its randomness from its own generator, seeded by `EpisodeSpec.seed`, so its
-actions do not depend on which other episodes share the batch, the batch size or the worker.
+Every phase that plays episodes (rollouts, labels, evaluation) goes through `run_episodes`;
+`play_episodes` runs it on an executor (`teachable.executor`: this process or Ray actors, each
+holding an `EpisodeWorld`). An episode starts from a reset on a goal or from a restored env
+state (a snapshot), may have its first action forced and a patch text shown (at the first step
+or at every step). Each episode draws its randomness from its own generator, seeded by
+`EpisodeSpec.seed`, so its actions do not depend on which other episodes share the batch, the
+batch size or the worker.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from teachable.executor import Executor, ExecutorConfig, LocalExecutor, PolicySpec, ShopSpec
 from teachable.policy.base import Policy
 from teachable.prompting import Context, context_from_env
 from teachable.records import Snapshot, Step, Trajectory
@@ -27,7 +31,7 @@ SPLITS = ("train", "dev", "test")
 
 
 @dataclass
-class RolloutsConfig:
+class RolloutsConfig(ExecutorConfig):
     """The `rollouts` phase: the student plays goals of a split."""
 
     data_dir: str = field(default="", metadata={"help": "folder with WebShop's files; empty: the embedded generated catalogue"})
@@ -44,6 +48,7 @@ class RolloutsConfig:
     seed: int = field(default=0, metadata={"help": "seed of the goal draw and the episodes"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.split not in SPLITS:
             raise ValueError(f"split {self.split!r} is unknown; use one of {', '.join(SPLITS)}.")
         for name in ("n_goals", "test_goals"):
@@ -204,6 +209,61 @@ def goal_specs(goal_indices: Iterable[int], *, seed: int, episodes_per_goal: int
     ]
 
 
+class EpisodeWorld:
+    """A worker's shop and the policy it plays with, built once per policy spec (the last one is kept)."""
+
+    def __init__(self, shop: Shop, policies: dict[PolicySpec, Policy] | None = None) -> None:
+        self.shop = shop
+        self._policies = dict(policies or {})
+
+    def policy(self, spec: PolicySpec) -> Policy:
+        if spec not in self._policies:
+            self._policies = {spec: spec.build(self.shop)}  # one model in memory at a time
+        return self._policies[spec]
+
+
+@dataclass(frozen=True)
+class EpisodeSetup:
+    """Builds an `EpisodeWorld` where it runs (a Ray actor) from the shop's spec."""
+
+    shop: ShopSpec
+
+    def __call__(self) -> EpisodeWorld:
+        return EpisodeWorld(self.shop.load())
+
+
+def play_batch(world: EpisodeWorld, specs: Sequence[EpisodeSpec], policy: PolicySpec, **settings) -> list[Trajectory]:
+    """`run_episodes` of `specs` with the world's shop and the policy `policy` (settings as there)."""
+    return run_episodes(world.shop, world.policy(policy), specs, **settings)
+
+
+def play_episodes(
+    executor: Executor,
+    policy: PolicySpec,
+    specs: Sequence[EpisodeSpec],
+    *,
+    max_steps: int = 15,
+    batch_size: int = 32,
+    greedy: bool = False,
+    success_threshold: float = 1.0,
+    progress: bool = False,
+) -> list[Trajectory]:
+    """`run_episodes` on an executor's workers; trajectories in the order of `specs`.
+
+    On a `LocalExecutor` every spec goes through one `run_episodes` call, as without an executor;
+    otherwise the specs are cut into chunks of `4 * batch_size` (each a rolling lockstep batch
+    on its worker), whatever the number of workers. Episodes are seeded by their specs, so the
+    trajectories are the same on any executor (for an LM policy, up to the rounding differences
+    between batch layouts that `LMPolicy.act` describes).
+    """
+    chunk = len(specs) if isinstance(executor, LocalExecutor) else 4 * batch_size
+    chunks = [specs[i:i + chunk] for i in range(0, len(specs), max(chunk, 1))]
+    fn = partial(play_batch, policy=policy, max_steps=max_steps, batch_size=batch_size, greedy=greedy,
+                 success_threshold=success_threshold, progress=progress and len(chunks) == 1)
+    done: dict[int, list[Trajectory]] = dict(executor.map(fn, chunks))
+    return [t for i in range(len(chunks)) for t in done[i]]
+
+
 def summarize(trajectories: Sequence[Trajectory]) -> dict[str, float]:
     """Success rate, mean score, mean steps and invalid-action rate of a set of episodes."""
     if not trajectories:
@@ -228,12 +288,27 @@ def sample_goals(shop: Shop, split: str, n: int, seed: int) -> list[int]:
     return sorted(int(i) for i in picked)
 
 
-def collect_rollouts(shop: Shop, policy: Policy, config: RolloutsConfig, progress: bool = True) -> dict[str, list[Trajectory]]:
+def collect_rollouts(shop: Shop, policy: Policy | PolicySpec, config: RolloutsConfig, progress: bool = True,
+                     executor: Executor | None = None) -> dict[str, list[Trajectory]]:
     """Play `config.n_goals` goals of `config.split` (and `config.test_goals` test goals).
+
+    Args:
+        shop: the shop (the goals are drawn from its splits).
+        policy: the policy, or its spec when an executor's workers build it.
+        config: the rollouts configuration.
+        progress: show a progress bar.
+        executor: runs the episodes (default: this process, with `policy`).
 
     Returns:
         Trajectories by split name.
     """
+    if executor is None:
+        if isinstance(policy, PolicySpec):
+            policy = policy.build(shop)
+        spec = PolicySpec(policy.name)  # only names the policy this world already holds
+        executor, policy = LocalExecutor(EpisodeWorld(shop, {spec: policy})), spec
+    elif not isinstance(policy, PolicySpec):
+        raise ValueError("with an executor, pass the policy as a PolicySpec (its workers build it).")
     plan = {config.split: config.n_goals}
     if config.test_goals:
         plan["test"] = config.test_goals
@@ -241,8 +316,8 @@ def collect_rollouts(shop: Shop, policy: Policy, config: RolloutsConfig, progres
     for split, n in plan.items():
         goals = sample_goals(shop, split, n, config.seed)
         specs = goal_specs(goals, seed=config.seed, episodes_per_goal=config.episodes_per_goal, split=split)
-        out[split] = run_episodes(shop, policy, specs, max_steps=config.max_steps, batch_size=config.batch_size,
-                                  greedy=config.greedy, success_threshold=config.success_threshold, progress=progress)
+        out[split] = play_episodes(executor, policy, specs, max_steps=config.max_steps, batch_size=config.batch_size,
+                                   greedy=config.greedy, success_threshold=config.success_threshold, progress=progress)
         log.info("%s: %s", split, summarize(out[split]))
     return out
 

@@ -160,6 +160,22 @@ def test_labels_do_not_depend_on_the_batching(small_shop, snapshots, tmp_path: P
     assert [r.to_dict() for r in a] == [r.to_dict() for r in b]
 
 
+def test_lm_labels_do_not_depend_on_the_batching(small_shop, snapshots, tiny_student, tmp_path: Path,
+                                                 one_torch_thread) -> None:
+    from teachable.policy.lm import LMPolicy
+
+    student = LMPolicy.from_pretrained(tiny_student)
+    runs = []
+    for snapshot_batch, branch_batch in ((6, 128), (4, 7), (1, 16)):
+        config = LabelConfig(n_min=4, n_max=8, ci_halfwidth=0.3, rollout_batch=4,
+                             snapshot_batch=snapshot_batch, branch_batch=branch_batch)
+        records, _ = label_snapshots(snapshots[:6], shop=small_shop, student=student, teacher=OfflineTeacher(small_shop),
+                                     config=config, work_file=tmp_path / f"{snapshot_batch}.jsonl", show_progress=False)
+        runs.append([r.to_dict() for r in records])
+    assert len(runs[0]) == 6 and any(r["uncertainty"]["entropy"] > 0 for r in runs[0])
+    assert runs[0] == runs[1] == runs[2]
+
+
 def test_resume_after_a_crash_gives_the_same_file(small_shop, snapshots, tmp_path: Path) -> None:
     snaps = snapshots[:9]
     whole, _ = label_all(small_shop, snaps, tmp_path / "whole.jsonl", snapshot_batch=3)

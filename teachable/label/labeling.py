@@ -1,10 +1,15 @@
 """Label failure snapshots: U, teacher advice, leverage, patch gains, then quadrants and depth.
 
-`label_snapshots` works through the snapshots in batches and appends one `LabeledSnapshot` per
-line to a work file, flushed per snapshot; run again on the same work file, it skips what is
-already there, so a killed run resumes where it stopped with nothing lost or labeled twice.
-`finalize` then assigns quadrants (from the quantiles of the whole set) and intervention depths.
-A snapshot whose state does not restore on this catalogue is reported and skipped, and counted.
+`label_snapshots` works through the snapshots in batches (`snapshot_batch` consecutive snapshots
+not yet labeled) and appends one `LabeledSnapshot` per line to a work file, flushed per snapshot;
+run again on the same work file, it skips what is already there, so a killed run resumes where
+it stopped with nothing lost or labeled twice. The batches run on an executor
+(`teachable.executor`): in this process, or on Ray actors that each build a `LabelWorld` once
+from a `LabelSetup`; only this process writes the work file. Every branch is seeded from the
+run's seed and its snapshot, so the labels are the same whatever the executor, the number of
+workers or the batch a snapshot lands in. `finalize` then assigns quadrants (from the quantiles
+of the whole set) and intervention depths. A snapshot whose state does not restore on this
+catalogue is reported and skipped, and counted.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from teachable.executor import Executor, ExecutorConfig, LocalExecutor, PolicySpec, ShopSpec
 from teachable.label.branching import Branching, BranchStats, run_branches
 from teachable.label.depth import intervention_depths
 from teachable.label.leverage import leverage_labels, profile_of
@@ -39,7 +46,7 @@ TEACHERS = ("offline", "openai")
 
 
 @dataclass
-class LabelConfig:
+class LabelConfig(ExecutorConfig):
     """The `label` phase: branched-rollout labels for mined failure snapshots."""
 
     mine_run: str = field(default="latest", metadata={"help": "mine run: latest or a run id"})
@@ -73,6 +80,7 @@ class LabelConfig:
     seed: int = field(default=0, metadata={"help": "seed of the snapshot draw and of every branch"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.teacher not in TEACHERS:
             raise ValueError(f"teacher {self.teacher!r} is unknown; use one of {', '.join(TEACHERS)}.")
         if self.route_test not in TESTS:
@@ -102,6 +110,49 @@ class LabelProgress:
     teacher_fallbacks: int = 0
     branch: BranchStats = field(default_factory=BranchStats)
     skipped_ids: list[str] = field(default_factory=list)
+
+    def add(self, other: LabelProgress) -> None:
+        """Add the counts of `other` (a batch's, e.g. from a worker) to these."""
+        for name in ("labeled", "resumed", "skipped_unrestorable", "teacher_errors", "teacher_fallbacks"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("episodes", "deduplicated", "rounds"):
+            setattr(self.branch, name, getattr(self.branch, name) + getattr(other.branch, name))
+        self.skipped_ids += other.skipped_ids
+
+
+@dataclass
+class LabelWorld:
+    """What labels a batch: the shop, the student, the expert, the teacher and its fallback."""
+
+    shop: Shop
+    student: Policy
+    expert: Policy
+    teacher: Teacher
+    fallback: Teacher | None = None
+
+
+@dataclass(frozen=True)
+class LabelSetup:
+    """Builds a `LabelWorld` where it runs (a Ray actor, or this process) from small specs.
+
+    Attributes:
+        shop: the catalogue to load.
+        student: the student policy to build.
+        config: the label configuration (its teacher fields choose the teacher).
+        cache_dir: the OpenAI teacher's disk cache.
+    """
+
+    shop: ShopSpec
+    student: PolicySpec
+    config: LabelConfig
+    cache_dir: str | None = None
+
+    def __call__(self) -> LabelWorld:
+        from teachable.policy.expert import ExpertPolicy
+
+        shop = self.shop.load()
+        teacher, fallback = make_teachers(self.config, shop, self.cache_dir)
+        return LabelWorld(shop, self.student.build(shop), ExpertPolicy(shop), teacher, fallback)
 
 
 def select_snapshots(snapshots: Sequence[Snapshot], max_snapshots: int, seed: int) -> list[Snapshot]:
@@ -141,7 +192,9 @@ def label_batch(snapshots: Sequence[Snapshot], *, shop: Shop, student: Policy, e
                 fallback: Teacher | None, config: LabelConfig, progress: LabelProgress) -> list[LabeledSnapshot]:
     """Label a batch of (restorable) snapshots; all their branches roll out together."""
     contexts = [snapshot_context(s) for s in snapshots]
-    uncertainties, dists = measure_uncertainty(student, contexts)
+    # one snapshot per call: its U must not depend on the rows padded beside it in a batched forward pass
+    measured = [measure_uncertainty(student, [ctx]) for ctx in contexts]
+    uncertainties, dists = [u[0] for u, _ in measured], [d[0] for _, d in measured]
     advice = [_advise(teacher, fallback, ctx, s.student_action, progress) for ctx, s in zip(contexts, snapshots, strict=True)]
     branchings = [Branching(s, a.action if a else None, condition_patches(a) if a else {})
                   for s, (a, _) in zip(snapshots, advice, strict=True)]
@@ -169,16 +222,40 @@ def label_batch(snapshots: Sequence[Snapshot], *, shop: Shop, student: Policy, e
     return out
 
 
+def label_world_batch(world: LabelWorld, batch: Sequence[Snapshot], config: LabelConfig) -> tuple[list[LabeledSnapshot], LabelProgress]:
+    """Label one batch on a worker: skip (and count) the snapshots that do not restore, label the rest.
+
+    Returns:
+        The labeled snapshots in batch order and the batch's counts.
+    """
+    progress = LabelProgress()
+    env = WebShopEnv(shop=world.shop, max_steps=config.max_steps)
+    ok = []
+    for s in batch:
+        problem = _restorable(env, s)
+        if problem:
+            progress.skipped_unrestorable += 1
+            progress.skipped_ids.append(s.snapshot_id)
+            log.warning("snapshot %s skipped: its state does not restore here: %s", s.snapshot_id, problem)
+        else:
+            ok.append(s)
+    records = label_batch(ok, shop=world.shop, student=world.student, expert=world.expert, teacher=world.teacher,
+                          fallback=world.fallback, config=config, progress=progress) if ok else []
+    progress.labeled = len(records)
+    return records, progress
+
+
 def label_snapshots(
     snapshots: Sequence[Snapshot],
     *,
-    shop: Shop,
-    student: Policy,
-    expert: Policy,
-    teacher: Teacher,
     config: LabelConfig,
     work_file: str | Path,
+    shop: Shop | None = None,
+    student: Policy | None = None,
+    expert: Policy | None = None,
+    teacher: Teacher | None = None,
     fallback: Teacher | None = None,
+    executor: Executor | None = None,
     show_progress: bool = True,
     on_batch: Callable[[LabelProgress], None] | None = None,
 ) -> tuple[list[LabeledSnapshot], LabelProgress]:
@@ -186,47 +263,52 @@ def label_snapshots(
 
     Args:
         snapshots: the snapshots to label (already selected).
-        shop, student, expert, teacher: the world and the policies.
         config: the label configuration.
         work_file: the JSONL work file (created, or continued when it exists).
+        shop, student, expert, teacher: the world and the policies, to label in this process
+            (`expert` defaults to `ExpertPolicy(shop)`); not needed with `executor`.
         fallback: a teacher to use when `teacher` fails (recorded as `teacher_error`).
+        executor: runs the batches on worlds of its own (e.g. a `RayExecutor` built on a
+            `LabelSetup`); default: in this process with the objects above.
         show_progress: show a progress bar.
-        on_batch: called after each batch (e.g. to log progress metrics).
+        on_batch: called after each batch is written (e.g. to log progress metrics).
 
     Returns:
-        All labeled snapshots in the work file (resumed and new, without quadrants yet) and counts.
+        All labeled snapshots in the work file (resumed and new, without quadrants yet) in the
+        order of `snapshots`, and counts.
+
+    Raises:
+        ValueError: neither an executor nor shop, student and teacher were given.
     """
+    if executor is None:
+        if shop is None or student is None or teacher is None:
+            raise ValueError("label_snapshots needs shop, student and teacher (to label in this process) or an "
+                             "executor built on a LabelSetup.")
+        if expert is None:
+            from teachable.policy.expert import ExpertPolicy
+
+            expert = ExpertPolicy(shop)
+        executor = LocalExecutor(LabelWorld(shop, student, expert, teacher, fallback))
     work_file = Path(work_file)
     done = {r.snapshot_id for r in iter_jsonl(work_file, LabeledSnapshot)} if work_file.is_file() else set()
     progress = LabelProgress(resumed=len(done & {s.snapshot_id for s in snapshots}))
-    env = WebShopEnv(shop=shop, max_steps=config.max_steps)
-    todo = []
-    for s in snapshots:
-        if s.snapshot_id in done:
-            continue
-        problem = _restorable(env, s)
-        if problem:
-            progress.skipped_unrestorable += 1
-            progress.skipped_ids.append(s.snapshot_id)
-            log.warning("snapshot %s skipped: its state does not restore here: %s", s.snapshot_id, problem)
-            continue
-        todo.append(s)
+    todo = [s for s in snapshots if s.snapshot_id not in done]
     if progress.resumed:
         log.info("resuming: %d snapshots already labeled, %d to go", progress.resumed, len(todo))
+    batches = [todo[i:i + config.snapshot_batch] for i in range(0, len(todo), config.snapshot_batch)]
     bar = tqdm(total=len(todo), desc="labeling", unit="snapshot", disable=not show_progress)
     with JsonlAppender(work_file) as out:
-        for start in range(0, len(todo), config.snapshot_batch):
-            batch = todo[start:start + config.snapshot_batch]
-            for record in label_batch(batch, shop=shop, student=student, expert=expert, teacher=teacher,
-                                      fallback=fallback, config=config, progress=progress):
+        for i, (records, batch_progress) in executor.map(partial(label_world_batch, config=config), batches):
+            for record in records:
                 out.append(record)
-                progress.labeled += 1
-            bar.update(len(batch))
+            progress.add(batch_progress)
+            bar.update(len(batches[i]))
             if on_batch:
                 on_batch(progress)
     bar.close()
-    wanted = {s.snapshot_id for s in snapshots}
-    return [r for r in iter_jsonl(work_file, LabeledSnapshot) if r.snapshot_id in wanted], progress
+    order = {s.snapshot_id: i for i, s in enumerate(snapshots)}
+    labeled = [r for r in iter_jsonl(work_file, LabeledSnapshot) if r.snapshot_id in order]
+    return sorted(labeled, key=lambda r: order[r.snapshot_id]), progress
 
 
 def finalize(records: Sequence[LabeledSnapshot], config: LabelConfig) -> tuple[list[LabeledSnapshot], dict[str, float]]:

@@ -6,6 +6,10 @@ on the snapshot's supervision in its route's format (DEMO when the route is `non
 student's success from the snapshot state is measured before and after with the same branch
 seeds (common random numbers), and `micro_gain = p_after - p_before`. The figure of merit is
 Spearman(ELP_net, micro_gain) with a paired bootstrap interval, overall and per quadrant.
+
+Each snapshot is one unit of work on an executor (`teachable.executor`): in this process, or on
+Ray actors that each load the shop and the base model once (`MicroSetup`). The update and the
+branches are seeded from the config's seed, never from the worker.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from teachable.executor import Executor, ExecutorConfig, LocalExecutor, ShopSpec
 from teachable.label.quadrant import QUADRANTS
 from teachable.label.stats import paired_bootstrap_interval, spearman
 from teachable.policy.lm import LMPolicy
@@ -35,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class MicroConfig:
+class MicroConfig(ExecutorConfig):
     """The `micro_train` phase: tiny LoRA updates per snapshot, gain vs ELP_net."""
 
     label_run: str = field(default="latest", metadata={"help": "label run: latest or a run id"})
@@ -54,6 +60,7 @@ class MicroConfig:
     seed: int = field(default=0, metadata={"help": "seed of the sample, the updates and the branches"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("per_quadrant", "steps", "n_rollouts", "max_steps", "n_boot"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
@@ -83,37 +90,83 @@ def success_from(shop: Shop, policy: LMPolicy, record: LabeledSnapshot, config: 
     return float(np.mean([t.success for t in trajs]))
 
 
-def micro_validate(records: Sequence[LabeledSnapshot], *, base_model: str, shop: Shop, config: MicroConfig,
-                   show_progress: bool = True) -> dict[str, Any]:
+@dataclass
+class MicroWorld:
+    """What micro-trains a snapshot: the shop, the base model's folder and the base policy."""
+
+    shop: Shop
+    base_model: str
+    base: LMPolicy
+
+
+@dataclass(frozen=True)
+class MicroSetup:
+    """Builds a `MicroWorld` where it runs (a Ray actor, or this process)."""
+
+    shop: ShopSpec
+    base_model: str
+    config: MicroConfig
+
+    def __call__(self) -> MicroWorld:
+        return micro_world(self.shop.load(), self.base_model, self.config)
+
+
+def micro_world(shop: Shop, base_model: str, config: MicroConfig) -> MicroWorld:
+    base = LMPolicy.from_pretrained(base_model, device=config.device or None, temperature=config.temperature)
+    return MicroWorld(shop, base_model, base)
+
+
+def micro_row(world: MicroWorld, record: LabeledSnapshot, config: MicroConfig) -> dict[str, Any]:
+    """Micro-train on one snapshot: its success from the snapshot before and after the update."""
+    device = config.device or None
+    settings = SFTSettings(learning_rate=config.learning_rate, lora_r=config.lora_r, lora_alpha=2 * config.lora_r,
+                           lora_dropout=0.0, seed=config.seed, batch_size=1, disable_tqdm=True)
+    fmt = routed_format(record)
+    ctx, action = supervision_pair(record, fmt)
+    before = success_from(world.shop, world.base, record, config)
+    with tempfile.TemporaryDirectory() as tmp:
+        micro_update(world.base_model, [(world.base.prompt(ctx), completion_text(action))], Path(tmp) / "adapter",
+                     steps=config.steps, settings=settings, device=device)
+        adapted = LMPolicy.from_pretrained(world.base_model, adapter=str(Path(tmp) / "adapter"), device=device,
+                                           temperature=config.temperature)
+        after = success_from(world.shop, adapted, record, config)
+    return {"snapshot_id": record.snapshot_id, "quadrant": record.quadrant, "route": record.route, "format": fmt,
+            "elp_net": record.elp_net, "p_before": before, "p_after": after, "micro_gain": after - before}
+
+
+def micro_validate(records: Sequence[LabeledSnapshot], *, base_model: str, shop: Shop | None = None,
+                   config: MicroConfig, show_progress: bool = True,
+                   executor: Executor | None = None) -> dict[str, Any]:
     """Micro-train on each sampled snapshot and relate the gains to ELP_net.
+
+    Args:
+        records: the labeled snapshots (a stratified sample is drawn from them).
+        base_model: the student's model folder (or `smollm2`).
+        shop: the shop, to micro-train in this process (not needed with `executor`).
+        config: the micro_train configuration.
+        show_progress: show a progress bar.
+        executor: runs one snapshot per batch on workers built on a `MicroSetup`.
 
     Returns:
         {"snapshots": [per-snapshot rows], "overall": {...}, "per_quadrant": {q: {...}}} where each
         summary has n, spearman, low, high (a 95% paired bootstrap interval).
 
     Raises:
-        ValueError: no labeled snapshot has a quadrant and teacher advice.
+        ValueError: no labeled snapshot has a quadrant and teacher advice, or neither a shop nor
+            an executor was given.
     """
     sample = stratified_sample(records, config.per_quadrant, config.seed)
     if not sample:
         raise ValueError("no labeled snapshot has a quadrant and teacher advice; label snapshots first.")
-    device = config.device or None
-    base = LMPolicy.from_pretrained(base_model, device=device, temperature=config.temperature)
-    settings = SFTSettings(learning_rate=config.learning_rate, lora_r=config.lora_r, lora_alpha=2 * config.lora_r,
-                           lora_dropout=0.0, seed=config.seed, batch_size=1, disable_tqdm=True)
-    rows = []
-    for r in tqdm(sample, desc="micro-training", unit="snapshot", disable=not show_progress):
-        fmt = routed_format(r)
-        ctx, action = supervision_pair(r, fmt)
-        before = success_from(shop, base, r, config)
-        with tempfile.TemporaryDirectory() as tmp:
-            micro_update(base_model, [(base.prompt(ctx), completion_text(action))], Path(tmp) / "adapter",
-                         steps=config.steps, settings=settings, device=device)
-            adapted = LMPolicy.from_pretrained(base_model, adapter=str(Path(tmp) / "adapter"), device=device,
-                                               temperature=config.temperature)
-            after = success_from(shop, adapted, r, config)
-        rows.append({"snapshot_id": r.snapshot_id, "quadrant": r.quadrant, "route": r.route, "format": fmt,
-                     "elp_net": r.elp_net, "p_before": before, "p_after": after, "micro_gain": after - before})
+    if executor is None:
+        if shop is None:
+            raise ValueError("micro_validate needs a shop (to micro-train here) or an executor built on a MicroSetup.")
+        executor = LocalExecutor(micro_world(shop, base_model, config))
+    done: dict[int, dict[str, Any]] = {}
+    for i, row in tqdm(executor.map(partial(micro_row, config=config), sample), total=len(sample),
+                       desc="micro-training", unit="snapshot", disable=not show_progress):
+        done[i] = row
+    rows = [done[i] for i in range(len(sample))]
     return {"snapshots": rows, "overall": _correlation(rows, config),
             "per_quadrant": {q: _correlation([x for x in rows if x["quadrant"] == q], config) for q in QUADRANTS}}
 
