@@ -64,7 +64,7 @@ from teachable.selection import (
     split_pool,
 )
 from teachable.supervision.examples import supervision_pair
-from teachable.training.sft import SFTSettings, train_lora
+from teachable.training.sft import train_lora
 from webshop_env.env import Shop
 
 PHASE = "select"
@@ -76,12 +76,6 @@ log = logging.getLogger(__name__)
 
 def eval_config(config: SelectConfig) -> EvalConfig:
     return EvalConfig(**{f: getattr(config, f) for f in EvalConfig.__dataclass_fields__})
-
-
-def sft_settings(config: SelectConfig) -> SFTSettings:
-    return SFTSettings(lora_r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                       learning_rate=config.learning_rate, epochs=config.epochs, max_steps=config.train_max_steps,
-                       batch_size=config.train_batch_size, seed=config.seed, disable_tqdm=True)
 
 
 def predicted_scores(config: SelectConfig, pool: Sequence[LabeledSnapshot]) -> tuple[dict[str, float], str]:
@@ -132,7 +126,7 @@ def train_cell(cell: tuple[str, int, int | None], selected: list[LabeledSnapshot
         examples = [(base.prompt(ctx), completion_text(action)) for ctx, action in
                     (supervision_pair(r, f) for r, f in selection_examples(selected))]
         adapter = folder / "adapter"
-        metrics = train_lora(base_model, examples, adapter, sft_settings(config), device=config.device or None)
+        metrics = train_lora(base_model, examples, adapter, config.sft_settings(), device=config.device or None)
         record_adapter_base(adapter, base_model)
         rows = evaluate_rows(shop, base_model, sets, config, name, adapter=str(adapter))
         gains = gains_of(base_rows, rows, config)

@@ -25,7 +25,7 @@ from teachable.policy.expert import ExpertPolicy
 from teachable.prompting import Context, completion_text, render_prompt
 from teachable.records import LabeledSnapshot, Record, Trajectory
 from teachable.rollouts import EpisodeSpec, run_episodes
-from teachable.training.sft import SFTSettings
+from teachable.training.sft import LoraRecipe
 from webshop_env.env import Shop
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class RecoveryExample(Record):
 
 
 @dataclass
-class RecoveryConfig(EvalConfig):
+class RecoveryConfig(EvalConfig, LoraRecipe):
     """The `recovery` phase: expert continuations from high-L_upper snapshots, an adapter trained
     on them with the matrix cells' SFT recipe, and its evaluation against the base student."""
 
@@ -70,13 +70,6 @@ class RecoveryConfig(EvalConfig):
     data_dir: str = field(default="", metadata={"help": "folder with WebShop's files; empty: the embedded generated catalogue"})
     min_l_upper: float = field(default=0.5, metadata={"help": "snapshots with L_upper = p_expert - p_policy at least this are continued by the expert"})
     max_snapshots: int = field(default=0, metadata={"help": "continue at most this many snapshots, highest L_upper first (0: all that qualify)"})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
-    learning_rate: float = field(default=2e-3, metadata={"help": "learning rate"})
-    epochs: float = field(default=3.0, metadata={"help": "passes over the recovery examples"})
-    train_steps: int = field(default=-1, metadata={"help": "optimiser steps (overrides epochs when > 0)"})
-    train_batch_size: int = field(default=8, metadata={"help": "examples per optimiser step"})
     device: str = field(default="", metadata={"help": "cpu, cuda, ... (empty: cuda when available)"})
 
     def __post_init__(self) -> None:
@@ -86,12 +79,6 @@ class RecoveryConfig(EvalConfig):
         if self.max_snapshots < 0:
             raise ValueError(f"max_snapshots must be >= 0 (0: all), got {self.max_snapshots}.")
         self.sft_settings()
-
-    def sft_settings(self) -> SFTSettings:
-        """The SFT hyperparameters (the same recipe as a training-matrix cell)."""
-        return SFTSettings(lora_r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
-                           learning_rate=self.learning_rate, epochs=self.epochs, max_steps=self.train_steps,
-                           batch_size=self.train_batch_size, seed=self.seed, disable_tqdm=True)
 
 
 def l_upper(record: LabeledSnapshot) -> float | None:

@@ -32,6 +32,7 @@ from teachable.predictor.split import trajectory_split
 from teachable.records import LabeledSnapshot
 from teachable.rollouts import derive_seed
 from teachable.supervision.examples import routed_format
+from teachable.training.sft import LoraRecipe
 
 METHODS: tuple[str, ...] = ("random", "entropy", "predictor", "oracle")
 SUMMARY_COLUMNS: tuple[str, ...] = ("method", "K", "seed", "failure_gain", "retention_change", "heldout_gain",
@@ -43,7 +44,7 @@ class BudgetError(ValueError):
 
 
 @dataclass
-class SelectConfig(EvalConfig, FeatureConfig):
+class SelectConfig(EvalConfig, FeatureConfig, LoraRecipe):
     """The `select` phase (H7): select K snapshots per method, train the same LoRA recipe, evaluate."""
 
     label_run: str = field(default="latest", metadata={"help": "label run: latest or a run id"})
@@ -53,13 +54,6 @@ class SelectConfig(EvalConfig, FeatureConfig):
     budgets: str = field(default="8,16", metadata={"help": "comma-separated budgets K"})
     random_seeds: int = field(default=3, metadata={"help": "draws of the random method per K"})
     failure_holdout: float = field(default=0.3, metadata={"help": "share of failed trajectories kept out of the pool as the failure-state eval set (0: evaluate on every labeled snapshot)"})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
-    learning_rate: float = field(default=2e-3, metadata={"help": "learning rate"})
-    epochs: float = field(default=3.0, metadata={"help": "passes over a selection's examples"})
-    train_max_steps: int = field(default=-1, metadata={"help": "optimiser steps per selection (overrides epochs when > 0)"})
-    train_batch_size: int = field(default=8, metadata={"help": "examples per optimiser step"})
     data_dir: str = field(default="", metadata={"help": "folder with WebShop's files; empty: the embedded generated catalogue"})
     device: str = field(default="", metadata={"help": "cpu, cuda, ... (empty: cuda when available)"})
 
@@ -72,6 +66,7 @@ class SelectConfig(EvalConfig, FeatureConfig):
             raise ValueError(f"random_seeds must be >= 1, got {self.random_seeds}.")
         if not 0.0 <= self.failure_holdout < 1.0:
             raise ValueError(f"failure_holdout must be in [0, 1), got {self.failure_holdout}.")
+        self.sft_settings()
 
     def method_list(self) -> list[str]:
         """The methods to run, in `METHODS` order.

@@ -83,6 +83,26 @@ class SFTSettings:
             raise ValueError("invalid SFTSettings: " + "; ".join(errors) + ".")
 
 
+
+@dataclass
+class LoraRecipe:
+    """The LoRA SFT recipe of a phase config that trains adapters (the matrix cells' defaults);
+    the config also has `seed`."""
+
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    learning_rate: float = field(default=2e-3, metadata={"help": "learning rate"})
+    epochs: float = field(default=3.0, metadata={"help": "passes over the examples"})
+    train_steps: int = field(default=-1, metadata={"help": "optimiser steps (overrides epochs when > 0)"})
+    train_batch_size: int = field(default=8, metadata={"help": "examples per optimiser step"})
+
+    def sft_settings(self) -> SFTSettings:
+        """The SFT hyperparameters of this recipe (validated by `SFTSettings`)."""
+        return SFTSettings(lora_r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+                           learning_rate=self.learning_rate, epochs=self.epochs, max_steps=self.train_steps,
+                           batch_size=self.train_batch_size, seed=getattr(self, "seed", 0), disable_tqdm=True)
+
 def train_lora(base_model: str, examples: Sequence[tuple[str, str]], out_dir: str | Path,
                settings: SFTSettings, *, adapter_init: str | None = None, report_to: str = "none",
                run_name: str | None = None, device: str | None = None) -> dict[str, Any]:
