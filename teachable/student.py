@@ -54,7 +54,7 @@ class StudentConfig:
     noise: float = field(default=0.3, metadata={"help": "probability of a random action in the demonstrations (labels stay the expert's)"})
     synthetic_goals: int = field(default=0, metadata={"help": "also demonstrate this many synthetic goals (from the catalogue's attributes) with the same noise"})
     search_goals: int = field(default=3000, metadata={"help": "extra start-page search examples: the expert's query for train goals, then synthetic goals"})
-    epochs: float = field(default=4.0, metadata={"help": "passes over the demonstrations (0: use the base model as it is)"})
+    epochs: float = field(default=8.0, metadata={"help": "passes over the demonstrations (0: use the base model as it is)"})
     learning_rate: float = field(default=3e-3, metadata={"help": "AdamW learning rate (linear warm-up and decay)"})
     batch_size: int = field(default=16, metadata={"help": "examples per optimiser step"})
     vocab_size: int = field(default=4096, metadata={"help": "BPE vocabulary of the tiny model"})
