@@ -42,10 +42,10 @@ demo: $(STAMP)
 	$(BIN)/python -m webshop_env generate
 	$(BIN)/python -m webshop_env index
 	$(BIN)/python bench/env_throughput.py --sizes 1000
-	$(MLFLOW_RUN) -e pipeline -P student_epochs=4 -P rollouts_n_goals=200 -P mine_offsets=1,2,3,4 -P mine_include_search_steps=false \
-		-P label_max_snapshots=48 -P label_n_max=16 -P micro_per_quadrant=3 -P micro_n_rollouts=8 \
+	$(MLFLOW_RUN) -e pipeline -P rollouts_n_goals=200 -P mine_offsets=1,2,3,4 -P mine_include_search_steps=false \
+		-P label_max_snapshots=96 -P label_n_max=16 -P micro_per_quadrant=3 -P micro_n_rollouts=8 \
 		-P matrix_examples_per_cell=24 -P matrix_epochs=2 -P eval_heldout_goals=32 -P eval_failure_snapshots=48 \
-		-P eval_retention_goals=32 -P eval_episodes_per_item=1 -P select_budgets=8,16 -P select_random_seeds=3
+		-P eval_retention_goals=32 -P eval_episodes_per_item=2 -P select_budgets=8,16 -P select_random_seeds=3
 	@echo "runs are in $(CURDIR)/mlflow.db: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1"
 
 clean:
