@@ -38,12 +38,13 @@ from teachable.rollouts import goal_specs, run_episodes, sample_goals
 from webshop_env.env import Shop
 
 
-def student_policy(shop: Shop, path: str | None) -> tuple[str, LMPolicy]:
+def student_policy(shop: Shop, path: str | None, batch_size: int = 16) -> tuple[str, LMPolicy]:
     if path:
-        return f"student {Path(path).name}", LMPolicy.from_pretrained(path)
+        return f"student {Path(path).name}", LMPolicy.from_pretrained(path, batch_size=batch_size)
     texts = [p["Title"] for p in shop.catalog.products] + [g["instruction_text"] for g in shop.goals]
     tokenizer = train_bpe_tokenizer(texts, vocab_size=2048)
-    return "tiny Llama (untrained)", LMPolicy(build_tiny_llama(tokenizer), tokenizer, max_observation_chars=1000)
+    return "tiny Llama (untrained)", LMPolicy(build_tiny_llama(tokenizer), tokenizer, max_observation_chars=1000,
+                                              batch_size=batch_size)
 
 
 def failure_snapshots(shop: Shop, n: int, seed: int):
@@ -107,6 +108,8 @@ def main() -> None:
     parser.add_argument("--n-max", type=int, default=24)
     parser.add_argument("--ci-halfwidth", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--policy-batch", type=int, default=16,
+                        help="contexts per forward pass of the student (LMPolicy batch_size; larger suits a GPU)")
     parser.add_argument("--executor", choices=("local", "ray"), default="local",
                         help="local: batched vs one-at-a-time modes in this process; ray: snapshots/min by actors")
     parser.add_argument("--workers", default="1,2", help="--executor ray: comma-separated numbers of actors")
@@ -114,11 +117,11 @@ def main() -> None:
     parser.add_argument("--ray-address", default="", help="--executor ray: a running cluster (auto) or empty: local")
     args = parser.parse_args()
     shop = Shop.load()
-    name, student = student_policy(shop, args.student)
+    name, student = student_policy(shop, args.student, args.policy_batch)
     snaps = failure_snapshots(shop, args.snapshots, args.seed)
     base = dict(n_min=args.n_min, n_max=args.n_max, ci_halfwidth=args.ci_halfwidth, seed=args.seed)
     print(f"\nmachine: {platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, threads {torch.get_num_threads()}; student: {name}\n")
+          f"torch {torch.__version__}, threads {torch.get_num_threads()}; student: {name}, {args.policy_batch} contexts per forward pass\n")
     if args.executor == "ray":
         workers = [int(w) for w in args.workers.split(",")]
         by_workers(shop, student, snaps, LabelConfig(snapshot_batch=args.snapshot_batch, **base), workers,

@@ -251,17 +251,24 @@ class LMPolicy:
             One dict per context, `{action: log p(completion_text(action) | prompt)}` in the
             order of `valid_actions` (empty for a context without valid actions).
         """
-        out: list[dict[str, float]] = []
+        prompts = [self.prompt(ctx) for ctx in contexts]
+        # chunks of prompts of similar length pad less (a batch mixing many snapshots' branches
+        # has prompts of many lengths), and identical prompts land in one chunk, computed once
+        order = sorted(range(len(contexts)), key=lambda i: (len(prompts[i]), prompts[i]))
+        out: list[dict[str, float]] = [{} for _ in contexts]
         with torch.inference_mode():
-            for start in range(0, len(contexts), self.batch_size):
-                out.extend(self._score_chunk(contexts[start:start + self.batch_size]))
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start:start + self.batch_size]
+                scores = self._score_chunk([contexts[i] for i in chunk], [prompts[i] for i in chunk])
+                for i, score in zip(chunk, scores, strict=True):
+                    out[i] = score
         return out
 
-    def _score_chunk(self, contexts: Sequence[Context]) -> list[dict[str, float]]:
+    def _score_chunk(self, contexts: Sequence[Context], prompts: Sequence[str]) -> list[dict[str, float]]:
         if not any(ctx.valid_actions for ctx in contexts):
             return [{} for _ in contexts]
         unique: dict[str, int] = {}
-        prompt_row = [unique.setdefault(self.prompt(ctx), len(unique)) for ctx in contexts]
+        prompt_row = [unique.setdefault(prompt, len(unique)) for prompt in prompts]
         row_actions: list[dict[str, None]] = [{} for _ in unique]
         for row, ctx in zip(prompt_row, contexts, strict=True):
             row_actions[row].update(dict.fromkeys(ctx.valid_actions))
