@@ -71,6 +71,7 @@ def frontier_figure(summary: pd.DataFrame, title: str = "H7: reliability vs rete
     fig, ax = plt.subplots(figsize=(6.5, 5))
     ax.axhline(0.0, color="k", lw=0.6)
     ax.axvline(0.0, color="k", lw=0.6)
+    stacked: dict[tuple[float, float], int] = {}  # labels at one point are stacked, not overprinted
     for method, part in agg.groupby("method", sort=False):
         color, marker = METHOD_STYLE.get(method, ("tab:purple", "^"))
         spread = part["n_seeds"].max() > 1
@@ -80,8 +81,10 @@ def frontier_figure(summary: pd.DataFrame, title: str = "H7: reliability vs rete
                     fmt=marker, color=color, ms=8, capsize=3, lw=1,
                     label=f"{method} (mean ± sd over {int(part['n_seeds'].max())} seeds)" if spread else method)
         for _, r in part.iterrows():
+            point = (round(float(r["retention_change"]), 9), round(float(r["failure_gain"]), 9))
+            row = stacked[point] = stacked.get(point, -1) + 1
             ax.annotate(f"K={r['K']}", (r["retention_change"], r["failure_gain"]), textcoords="offset points",
-                        xytext=(5, 5), fontsize=8, color=color)
+                        xytext=(5, 5 + 9 * row), fontsize=8, color=color)
     ax.set_xlabel("change in retention-set success (vs base)")
     ax.set_ylabel("gain in failure-state success (vs base)")
     ax.set_title(title)
