@@ -39,6 +39,7 @@ from teachable.evaluation import (
     summarize_eval,
     write_eval_csvs,
 )
+from teachable.executor import PolicySpec
 from teachable.policy.lm import LMPolicy
 from teachable.records import write_jsonl
 from teachable.recovery import RecoveryConfig, export_recovery
@@ -74,9 +75,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sets = build_eval_sets(shop, labeled=records, rollouts=label_run_rollouts(label_run_id), config=config)
         rows = []
         for name, folder in (("base", None), (MODEL_NAME, str(adapter))):
-            policy = LMPolicy.from_pretrained(base_model, adapter=folder, device=config.device or None,
-                                              temperature=config.temperature)
-            rows += evaluate_policy(shop, policy, sets, config, name=name)
+            spec = PolicySpec(base_model, config.temperature, adapter=folder, device=config.device or None)
+            rows += evaluate_policy(shop, spec, sets, config, name=name)
         summary = summarize_eval(rows, config)
         gains = gains_vs_base(summary, "base", rows=rows, config=config)
         log_results(summary, gains, {MODEL_NAME: {"run_id": run.info.run_id}})

@@ -47,6 +47,7 @@ from teachable.evaluation import (
     summarize_eval,
     write_eval_csvs,
 )
+from teachable.executor import PolicySpec
 from teachable.features import compute_features, feature_fingerprint
 from teachable.policy.lm import LMPolicy
 from teachable.predictor import FeatureSetError
@@ -102,9 +103,8 @@ def predicted_scores(config: SelectConfig, pool: Sequence[LabeledSnapshot]) -> t
 
 def evaluate_rows(shop: Shop, base_model: str, sets: Any, config: SelectConfig, name: str,
                   adapter: str | None = None) -> list[dict[str, Any]]:
-    policy = LMPolicy.from_pretrained(base_model, adapter=adapter, device=config.device or None,
-                                      temperature=config.temperature)
-    return evaluate_policy(shop, policy, sets, eval_config(config), name=name)
+    spec = PolicySpec(base_model, config.temperature, adapter=adapter, device=config.device or None)
+    return evaluate_policy(shop, spec, sets, eval_config(config), name=name)
 
 
 def gains_of(base_rows: list[dict[str, Any]], rows: list[dict[str, Any]], config: SelectConfig) -> dict[str, float]:

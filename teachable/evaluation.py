@@ -184,8 +184,8 @@ def evaluate_policy(shop: Shop | None, policy: Policy | PolicySpec, sets: EvalSe
 
     Args:
         shop: the catalogue the sets were built on (not needed with `executor`).
-        policy: the model under evaluation (already at `config.temperature`), or its spec when
-            an executor's workers build it.
+        policy: the model under evaluation (already at `config.temperature`), or its spec (built
+            here, or by an executor's workers).
         sets: from `build_eval_sets`; the same sets for every model.
         config: episodes per item, step limit, batch size, greedy, success threshold and seed.
         name: the model's name in the rows (e.g. `base`, `Q1_highU_highL__demo`).
@@ -205,8 +205,10 @@ def evaluate_policy(shop: Shop | None, policy: Policy | PolicySpec, sets: EvalSe
             raise ValueError("with an executor, pass the policy as a PolicySpec (its workers build it).")
         trajectories = play_episodes(executor, policy, [spec for _, spec in plan], **settings)
     else:
-        if shop is None or isinstance(policy, PolicySpec):
-            raise ValueError("without an executor, pass the shop and a built policy.")
+        if shop is None:
+            raise ValueError("without an executor, pass the shop the sets were built on.")
+        if isinstance(policy, PolicySpec):
+            policy = policy.build(shop)
         trajectories = run_episodes(shop, policy, [spec for _, spec in plan], **settings)
     rows = [{"model": name, **meta, "reward": float(t.reward), "success": bool(t.success), "n_steps": t.n_steps}
             for (meta, _), t in zip(plan, trajectories, strict=True)]
