@@ -1,5 +1,6 @@
 """Labeling benchmark: snapshots labeled per minute and branch rollouts per second, batched (many
-snapshots' branches in lockstep) vs one snapshot at a time (its own branches batched) vs one
+snapshots' branches in lockstep) vs one snapshot at a time (its own branches batched), with and
+without score reuse (a context the student has scored in the batch is not scored again), vs one
 snapshot and one rollout at a time, and the rollouts adaptive sampling spends vs a fixed n
 giving the same interval width. Prints a Markdown table.
 
@@ -38,13 +39,15 @@ from teachable.rollouts import goal_specs, run_episodes, sample_goals
 from webshop_env.env import Shop
 
 
-def student_policy(shop: Shop, path: str | None, batch_size: int = 16) -> tuple[str, LMPolicy]:
+def student_policy(shop: Shop, path: str | None, batch_size: int = 16,
+                   max_padding: float | None = None) -> tuple[str, LMPolicy]:
     if path:
-        return f"student {Path(path).name}", LMPolicy.from_pretrained(path, batch_size=batch_size)
+        return f"student {Path(path).name}", LMPolicy.from_pretrained(path, batch_size=batch_size,
+                                                                      max_padding=max_padding)
     texts = [p["Title"] for p in shop.catalog.products] + [g["instruction_text"] for g in shop.goals]
     tokenizer = train_bpe_tokenizer(texts, vocab_size=2048)
     return "tiny Llama (untrained)", LMPolicy(build_tiny_llama(tokenizer), tokenizer, max_observation_chars=1000,
-                                              batch_size=batch_size)
+                                              batch_size=batch_size, max_padding=max_padding)
 
 
 def failure_snapshots(shop: Shop, n: int, seed: int):
@@ -110,6 +113,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--policy-batch", type=int, default=16,
                         help="contexts per forward pass of the student (LMPolicy batch_size; larger suits a GPU)")
+    parser.add_argument("--max-padding", type=float, default=None,
+                        help="LMPolicy max_padding (default: 0.25 on a CPU, no limit on a GPU)")
     parser.add_argument("--executor", choices=("local", "ray"), default="local",
                         help="local: batched vs one-at-a-time modes in this process; ray: snapshots/min by actors")
     parser.add_argument("--workers", default="1,2", help="--executor ray: comma-separated numbers of actors")
@@ -117,7 +122,7 @@ def main() -> None:
     parser.add_argument("--ray-address", default="", help="--executor ray: a running cluster (auto) or empty: local")
     args = parser.parse_args()
     shop = Shop.load()
-    name, student = student_policy(shop, args.student, args.policy_batch)
+    name, student = student_policy(shop, args.student, args.policy_batch, args.max_padding)
     snaps = failure_snapshots(shop, args.snapshots, args.seed)
     base = dict(n_min=args.n_min, n_max=args.n_max, ci_halfwidth=args.ci_halfwidth, seed=args.seed)
     print(f"\nmachine: {platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
@@ -129,22 +134,28 @@ def main() -> None:
         return
     run(student, snaps[:1], LabelConfig(snapshot_batch=1, **base))  # warm-up: first-call costs of torch
     batched = run(student, snaps, LabelConfig(snapshot_batch=len(snaps), **base))
-    n_single = len(snaps)  # the same snapshots, one at a time
-    single = run(student, snaps, LabelConfig(snapshot_batch=1, **base))
+    single = run(student, snaps, LabelConfig(snapshot_batch=1, **base))  # the same snapshots, one at a time
+    student.memoize = False  # every context scored afresh, as a loop over rollouts does
+    fresh = run(student, snaps, LabelConfig(snapshot_batch=len(snaps), **base))
     # as research code does it: one snapshot, one rollout at a time (a forward pass per branch step)
-    serial = run(student, snaps[:2], LabelConfig(snapshot_batch=1, branch_batch=1, **base))
+    serial = run(student, snaps, LabelConfig(snapshot_batch=1, branch_batch=1, **base))
+    student.memoize = True
+    modes = (("batched (all snapshots together)", batched, len(snaps)),
+             ("one snapshot at a time (its branches batched)", single, len(snaps)),
+             ("batched, every context scored afresh (no score reuse)", fresh, len(snaps)),
+             ("one snapshot and one rollout at a time, no score reuse", serial, len(snaps)))
     # a fixed n reaching the adaptive target half-width at the worst case (p = 0.5) for every condition
     fixed_n = fixed_n_for_halfwidth(0.5, args.ci_halfwidth)
     student_conditions = [c for r in batched["records"] for k, c in r.conditions.items() if k != "expert"]
     adaptive_spent = sum(c["n"] for c in student_conditions)
     fixed_spent = fixed_n * len(student_conditions)
-    print("| mode | snapshots | seconds | snapshots/min | branch rollouts/s | episodes |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for mode, r, n in (("batched (all snapshots together)", batched, len(snaps)),
-                       ("one snapshot at a time (its branches batched)", single, n_single),
-                       ("one snapshot and one rollout at a time", serial, 2)):
+    print("| mode | snapshots | seconds | snapshots/min | branch rollouts/s | episodes | vs one rollout at a time |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for mode, r, n in modes:
         print(f"| {mode} | {n} | {r['seconds']:.1f} | {r['snapshots_per_min']:.1f} | {r['rollouts_per_s']:.1f} | "
-              f"{r['episodes']} |")
+              f"{r['episodes']} | {r['snapshots_per_min'] / serial['snapshots_per_min']:.1f}x |")
+    same = [x.to_dict() for x in fresh["records"]] == [x.to_dict() for x in batched["records"]]
+    print(f"\nlabels with and without score reuse identical: {same}")
     print(f"\nadaptive sampling (n_min={args.n_min}, n_max={args.n_max}, half-width {args.ci_halfwidth}): "
           f"{adaptive_spent} student rollouts over {len(student_conditions)} conditions; a fixed n={fixed_n} "
           f"(the n that reaches that half-width at p=0.5) would spend {fixed_spent} "

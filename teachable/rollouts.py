@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from teachable.executor import Executor, ExecutorConfig, LocalExecutor, PolicySpec, ShopSpec
-from teachable.policy.base import Policy
+from teachable.policy.base import Policy, memoized
 from teachable.prompting import Context, context_from_env
 from teachable.records import Snapshot, Step, Trajectory
 from webshop_env.env import Shop, WebShopEnv
@@ -173,29 +173,29 @@ def run_episodes(
     bar = tqdm(total=len(specs), desc=f"episodes ({policy.name})", disable=not progress, unit="ep")
     while free and pending:
         live.append(_start(free.pop(), *pending.pop()))
-    while live:
-        asking = [x for x in live if not (x.spec.first_action and not x.steps)]
-        chosen = dict(zip((id(x) for x in asking),
-                          policy.act([x.ctx for x in asking], [x.rng for x in asking], greedy=greedy) if asking else [],
-                          strict=True))
-        still: list[_Live] = []
-        for x in live:
-            action = chosen.get(id(x)) or x.spec.first_action
-            obs, reward, terminated, truncated, info = x.env.step(action)
-            x.steps.append(Step(observation=x.ctx.observation, action=action, reward=reward,
-                                valid_actions=list(x.ctx.valid_actions), has_search_bar=x.ctx.has_search_bar,
-                                state=x.ctx.state or "", invalid=bool(info["invalid_action"])))
-            if terminated or truncated:
-                done[x.index] = _finish(x, policy.name, reward, terminated, success_threshold)
-                free.append(x.env)
-                bar.update()
-                continue
-            patch = x.spec.patch if x.spec.patch_scope == "every" else None
-            x.ctx = context_from_env(x.env, obs, info, (*x.ctx.history, action), patch=patch)
-            still.append(x)
-        live = still
-        while free and pending:
-            live.append(_start(free.pop(), *pending.pop()))
+    with memoized(policy):  # the policy is fixed during the call: a context seen before is not rescored
+        while live:
+            asking = [x for x in live if not (x.spec.first_action and not x.steps)]
+            actions = policy.act([x.ctx for x in asking], [x.rng for x in asking], greedy=greedy) if asking else []
+            chosen = dict(zip((id(x) for x in asking), actions, strict=True))
+            still: list[_Live] = []
+            for x in live:
+                action = chosen.get(id(x)) or x.spec.first_action
+                obs, reward, terminated, truncated, info = x.env.step(action)
+                x.steps.append(Step(observation=x.ctx.observation, action=action, reward=reward,
+                                    valid_actions=list(x.ctx.valid_actions), has_search_bar=x.ctx.has_search_bar,
+                                    state=x.ctx.state or "", invalid=bool(info["invalid_action"])))
+                if terminated or truncated:
+                    done[x.index] = _finish(x, policy.name, reward, terminated, success_threshold)
+                    free.append(x.env)
+                    bar.update()
+                    continue
+                patch = x.spec.patch if x.spec.patch_scope == "every" else None
+                x.ctx = context_from_env(x.env, obs, info, (*x.ctx.history, action), patch=patch)
+                still.append(x)
+            live = still
+            while free and pending:
+                live.append(_start(free.pop(), *pending.pop()))
     bar.close()
     return [t for t in done if t is not None]
 

@@ -210,3 +210,37 @@ def test_save_and_from_pretrained_keep_prompt_settings(tmp_path: Path, model, to
         assert math.isclose(score, trained.action_scores([ctx])[0][action], abs_tol=1e-5)
     explicit = LMPolicy.from_pretrained(str(tmp_path / "student"), device="cpu", list_actions=False)
     assert explicit.list_actions is False and explicit.max_history == 2
+
+
+def test_memoized_scores_reuse_seen_contexts_only_inside_the_block(model, tokenizer) -> None:
+    policy = LMPolicy(copy.deepcopy(model), tokenizer, batch_size=3)
+    rows: list[int] = []
+    prefill = policy._prefill
+    policy._prefill = lambda seqs: rows.append(len(seqs)) or prefill(seqs)  # type: ignore[method-assign]
+    contexts = click_contexts()  # item_page() twice: one prompt, scored once even without a block
+    fresh = policy.action_scores(contexts)
+    assert sum(rows) == len(contexts) - 1
+    with policy.memoized_scores():
+        rows.clear()
+        first = policy.action_scores(contexts)
+        again = policy.action_scores(contexts[::-1] + [results_page(2)])
+        assert sum(rows) == len(contexts) - 1 + 1  # the second call scored only the new context
+        for param in policy.model.parameters():  # weights change inside the block: scores are stale
+            param.data.add_(0.5)
+        assert policy.action_scores(contexts[:1]) == first[:1]
+    assert first == fresh and again[:-1] == fresh[::-1]
+    assert policy.action_scores(contexts[:1]) != first[:1]  # after the block, scored afresh
+    off = LMPolicy(model, tokenizer, batch_size=3, memoize=False)
+    with off.memoized_scores():
+        assert off._memo is None
+
+
+def test_forward_passes_are_cut_by_padding(model, tokenizer) -> None:
+    policy = LMPolicy(model, tokenizer, batch_size=3, max_padding=0.25)
+    assert policy._chunks([0, 1, 2, 3, 4], [10, 11, 12, 13, 40]) == [[0, 1, 2], [3], [4]]
+    assert LMPolicy(model, tokenizer, batch_size=8, max_padding=0.0)._chunks([0, 1, 2], [5, 5, 6]) == [[0, 1], [2]]
+    unlimited = LMPolicy(model, tokenizer, batch_size=2, max_padding=math.inf)
+    assert unlimited._chunks([0, 1, 2], [1, 50, 900]) == [[0, 1], [2]]
+    assert policy._chunks([], []) == []
+    with pytest.raises(ValueError, match="max_padding"):
+        LMPolicy(model, tokenizer, max_padding=-1)

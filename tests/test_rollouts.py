@@ -150,3 +150,30 @@ def test_mining_offsets_and_filters(small_shop) -> None:
     for bad in ("0", "a,b", "-1"):
         with pytest.raises(ValueError, match="offsets"):
             parse_offsets(bad)
+
+
+def test_an_lm_student_scores_each_distinct_context_once_per_call(small_shop, tiny_student) -> None:
+    from teachable.policy.lm import LMPolicy
+
+    base = run_episodes(small_shop, RandomPolicy(), goal_specs([3], seed=2), batch_size=1)[0]
+    k = next(i for i, s in enumerate(base.steps) if not s.has_search_bar and s.valid_actions)
+    branch = EpisodeSpec(traj_id="b", seed=0, state=base.steps[k].state,
+                         history=tuple(s.action for s in base.steps[:k]))
+    specs = [EpisodeSpec(traj_id=f"b{j}", seed=j, state=branch.state, history=branch.history) for j in range(12)]
+    out = {}
+    for memoize in (True, False):
+        policy = LMPolicy.from_pretrained(tiny_student, batch_size=4, memoize=memoize)
+        asked: list[int] = []
+        scores = policy.action_scores
+        policy.action_scores = lambda ctxs, f=scores: asked.append(len(ctxs)) or f(ctxs)  # type: ignore[method-assign]
+        rows: list[int] = []
+        prefill = policy._prefill
+        policy._prefill = lambda seqs, f=prefill: rows.append(len(seqs)) or f(seqs)  # type: ignore[method-assign]
+        # in two calls, as adaptive rounds: the second replays the first's opening steps
+        out[memoize] = dicts(run_episodes(small_shop, policy, specs[:6], batch_size=3)
+                             + run_episodes(small_shop, policy, specs[6:], batch_size=3))
+        out[memoize, "rows"], out[memoize, "asked"] = sum(rows), sum(asked)
+        assert policy._memo is None  # the memo lives for one call only
+    assert out[True] == out[False]  # reusing scores changes no action
+    assert out[True, "asked"] == out[False, "asked"]
+    assert out[True, "rows"] < out[False, "rows"] <= out[False, "asked"]

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from teachable.label.stats import AdaptivePlan
-from teachable.policy.base import Policy
+from teachable.policy.base import Policy, memoized
 from teachable.records import Snapshot
 from teachable.rollouts import EpisodeSpec, derive_seed, run_episodes
 
@@ -102,7 +102,14 @@ def run_branches(
         success_threshold: a branch succeeds when its reward reaches this.
         stats: accumulates episodes, deduplicated requests and rounds.
     """
-    stats = stats if stats is not None else BranchStats()
+    with memoized(student):  # later rounds replay the same first steps: their scores are reused
+        return _run_branches(branchings, student, expert, shop, plan, seed, max_steps, batch_size, patch_scope,
+                             success_threshold, stats if stats is not None else BranchStats())
+
+
+def _run_branches(branchings: Sequence[Branching], student: Policy, expert: Policy, shop, plan: AdaptivePlan,
+                  seed: int, max_steps: int, batch_size: int, patch_scope: str, success_threshold: float,
+                  stats: BranchStats) -> list[dict[str, tuple[int, int]]]:
     counts = [{c: [0, 0] for c in b.conditions()} for b in branchings]
     policies = {EXPERT: expert}
     while True:

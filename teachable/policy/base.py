@@ -11,6 +11,7 @@ batch layout or the number of workers).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -33,6 +34,13 @@ class Policy(Protocol):
     def act(self, contexts: Sequence[Context], rng: RngLike, greedy: bool = False) -> list[str]:
         """One action per context; `greedy` takes the most likely action (and the greedy query)."""
         ...
+
+
+def memoized(policy: Policy) -> AbstractContextManager:
+    """A block in which the policy may reuse its scores of contexts it has seen (its
+    `memoized_scores()`, where it has one); the weights must not change inside it."""
+    memoize = getattr(policy, "memoized_scores", None)
+    return memoize() if memoize is not None else nullcontext()
 
 
 def instruction_query(instruction: str, words: int = 6) -> str:

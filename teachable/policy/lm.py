@@ -24,8 +24,10 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +105,12 @@ class LMPolicy:
         list_actions: list the valid actions in the prompt.
         max_observation_chars: cut longer observations in the prompt.
         max_query_tokens: the most tokens of a generated query.
-        batch_size: contexts per forward pass.
+        batch_size: contexts per forward pass (at most).
+        max_padding: a forward pass of prompts is cut short before its padding would exceed this
+            fraction of its real tokens (prompts go in by length). None: 0.25 on a CPU, where
+            the cost follows the padded tokens, and no limit elsewhere, where fuller passes pay.
+        memoize: let `memoized_scores` blocks (rollouts, labeling) reuse the scores of contexts
+            seen before; False scores every context afresh (a baseline for benchmarks).
         candidate_layout: how the candidate pass reuses the prompts' KV cache. "packed" (default):
             one row per prompt with all its candidates back to back under a block-diagonal
             causal mask; the cache is used as is (needs "sdpa" or "eager" attention).
@@ -119,9 +126,12 @@ class LMPolicy:
     def __init__(self, model: Any, tokenizer: Any, *, name: str = "student", temperature: float = 1.0,
                  max_history: int = DEFAULT_HISTORY, list_actions: bool = False,
                  max_observation_chars: int | None = None, max_query_tokens: int = 24,
-                 batch_size: int = 16, candidate_layout: str = "packed") -> None:
+                 batch_size: int = 16, candidate_layout: str = "packed", max_padding: float | None = None,
+                 memoize: bool = True) -> None:
         if temperature < 0:
             raise ValueError(f"temperature={temperature} must be >= 0 (0 is greedy).")
+        if max_padding is not None and max_padding < 0:
+            raise ValueError(f"max_padding={max_padding} must be >= 0 (or None: chosen by device).")
         if batch_size < 1 or max_query_tokens < 1:
             raise ValueError(f"batch_size={batch_size} and max_query_tokens={max_query_tokens} must be >= 1.")
         self.model = model.eval()
@@ -133,6 +143,8 @@ class LMPolicy:
         self.max_observation_chars = max_observation_chars
         self.max_query_tokens = max_query_tokens
         self.batch_size = batch_size
+        self.max_padding = max_padding
+        self.memoize = memoize
         self._is_chat = bool(getattr(tokenizer, "chat_template", None))
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self._pad_id = int(pad) if pad is not None else 0
@@ -152,6 +164,8 @@ class LMPolicy:
                              f"{attention!r}; pass candidate_layout='expand'.")
         self.candidate_layout = candidate_layout
         self._warned_long = False
+        self._memo: dict[tuple[str, tuple[str, ...]], dict[str, float]] | None = None
+        self._memo_limit = 0
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, adapter: str | None = None, device: str | None = None,
@@ -244,31 +258,79 @@ class LMPolicy:
 
     # ---- scoring -----------------------------------------------------------------------------
 
+    @contextmanager
+    def memoized_scores(self, max_entries: int = 200_000) -> Iterator[None]:
+        """Within this block, action scores are computed once per distinct (prompt, valid actions).
+
+        Branches of one snapshot keep meeting the same pages with the same history (every
+        branch of a condition starts from the same prompt, every adaptive round again), so a
+        labeling batch scores far fewer distinct contexts than it asks for. Use it only while
+        the weights stay fixed: rollouts and labeling hold it for one call. Nested blocks share
+        the outer memo; past `max_entries` it starts over.
+        """
+        if self._memo is not None or not self.memoize:
+            yield
+            return
+        self._memo, self._memo_limit = {}, max_entries
+        try:
+            yield
+        finally:
+            self._memo = None
+
     def action_scores(self, contexts: Sequence[Context]) -> list[dict[str, float]]:
         """For each context, the summed log-probability of each valid action's completion.
+
+        Identical contexts in the call (and, inside `memoized_scores`, contexts scored before)
+        are computed once.
 
         Returns:
             One dict per context, `{action: log p(completion_text(action) | prompt)}` in the
             order of `valid_actions` (empty for a context without valid actions).
         """
         prompts = [self.prompt(ctx) for ctx in contexts]
+        keys = [(p, tuple(ctx.valid_actions)) for p, ctx in zip(prompts, contexts, strict=True)]
+        memo = self._memo if self._memo is not None else {}
+        if self._memo is not None and len(memo) > self._memo_limit:
+            memo.clear()
+        todo: dict[tuple[str, tuple[str, ...]], int] = {}
+        for i, key in enumerate(keys):
+            if key not in memo:
+                todo.setdefault(key, i)
         # chunks of prompts of similar length pad less (a batch mixing many snapshots' branches
-        # has prompts of many lengths), and identical prompts land in one chunk, computed once
-        order = sorted(range(len(contexts)), key=lambda i: (len(prompts[i]), prompts[i]))
-        out: list[dict[str, float]] = [{} for _ in contexts]
+        # has prompts of many lengths), and a prompt with several action sets shares one row
+        first = list(todo.values())
+        ids = dict(zip(first, self.encode_prompts([prompts[i] for i in first]), strict=True))
+        order = sorted(first, key=lambda i: (len(ids[i]), prompts[i]))
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start:start + self.batch_size]
-                scores = self._score_chunk([contexts[i] for i in chunk], [prompts[i] for i in chunk])
+            for chunk in self._chunks(order, [len(ids[i]) for i in order]):
+                scores = self._score_chunk([contexts[i] for i in chunk], [prompts[i] for i in chunk],
+                                           [ids[i] for i in chunk])
                 for i, score in zip(chunk, scores, strict=True):
-                    out[i] = score
-        return out
+                    memo[keys[i]] = score
+        return [dict(memo[key]) for key in keys]
 
-    def _score_chunk(self, contexts: Sequence[Context], prompts: Sequence[str]) -> list[dict[str, float]]:
+    def _chunks(self, order: list[int], lengths: list[int]) -> list[list[int]]:
+        """Cut `order` (sorted by prompt length, `lengths` in tokens) into forward passes of
+        at most `batch_size` prompts whose padding stays within `max_padding`."""
+        limit = self.max_padding if self.max_padding is not None else (0.25 if self.device.type == "cpu" else math.inf)
+        chunks: list[list[int]] = []
+        chunk: list[int] = []
+        real = 0
+        for i, n in zip(order, lengths, strict=True):
+            if chunk and (len(chunk) >= self.batch_size or n * (len(chunk) + 1) > (1 + limit) * (real + n)):
+                chunks.append(chunk)
+                chunk, real = [], 0
+            chunk.append(i)
+            real += n
+        return chunks + [chunk] if chunk else chunks
+
+    def _score_chunk(self, contexts: Sequence[Context], prompts: Sequence[str],
+                     prompt_ids: Sequence[list[int]]) -> list[dict[str, float]]:
         if not any(ctx.valid_actions for ctx in contexts):
             return [{} for _ in contexts]
         unique: dict[str, int] = {}
         prompt_row = [unique.setdefault(prompt, len(unique)) for prompt in prompts]
+        ids_of_prompt = dict(zip(prompts, prompt_ids, strict=True))
         row_actions: list[dict[str, None]] = [{} for _ in unique]
         for row, ctx in zip(prompt_row, contexts, strict=True):
             row_actions[row].update(dict.fromkeys(ctx.valid_actions))
@@ -279,7 +341,7 @@ class LMPolicy:
         if any(not c for c in comps):
             raise ValueError("an action tokenized to no tokens; the tokenizer cannot score it.")
 
-        cache, first_lp, prompt_mask, prompt_len = self._prefill(self.encode_prompts(list(unique)))
+        cache, first_lp, prompt_mask, prompt_len = self._prefill([ids_of_prompt[p] for p in unique])
         rows = torch.tensor([row for row, _ in cands], dtype=torch.long, device=self.device)
         score_fn = self._score_packed if self.candidate_layout == "packed" else self._score_expanded
         states, targets, cand_idx = score_fn(rows, comps, cache, prompt_mask, prompt_len)
