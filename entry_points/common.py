@@ -268,11 +268,13 @@ def register_folder(name: str, run_id: str, artifact_path: str, tags: dict[str, 
 
 
 def log_metrics(metrics: dict[str, float | int]) -> None:
-    """Log numeric figures of merit (non-numeric values are skipped with a warning)."""
+    """Log numeric figures of merit. NaN (a statistic with too few points) is left out, and a
+    non-numeric value is skipped with a warning."""
     clean = {}
     for key, value in metrics.items():
         if isinstance(value, bool | int | float):
-            clean[key] = float(value)
+            if value == value:
+                clean[key] = float(value)
         else:
             log.warning("metric %s is not a number (%r); not logged", key, value)
     mlflow.log_metrics(clean)

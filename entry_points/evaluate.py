@@ -148,7 +148,7 @@ def log_results(summary: list[dict], gains: list[dict], cells: dict[str, dict]) 
         run_id = cells.get(g["model"], {}).get("run_id")
         if run_id and g["success_gain"] == g["success_gain"]:
             client.log_metric(run_id, f"eval_{g['set']}_success_gain", g["success_gain"])
-    log_metrics({k: v for k, v in metrics.items() if v == v})
+    log_metrics(metrics)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for q, s in result["per_quadrant"].items():
             metrics[f"micro_spearman_{q}"] = s["spearman"]
             metrics[f"micro_mean_gain_{q}"] = s["mean_gain"]
-        log_metrics({k: v for k, v in metrics.items() if v == v})  # NaN (too few points) is left out
+        log_metrics(metrics)  # NaN (too few points) is left out
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "micro_training_results.json"
             path.write_text(json.dumps(_finite(result), indent=2))

@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if champion:
             metrics.update(previous_champion_version=int(champion.version),
                            previous_champion_validation_ndcg=_ndcg(champion))
-        log_metrics({k: v for k, v in metrics.items() if v == v})
+        log_metrics(metrics)
         log.info("%s version %s %s @%s", PREDICTOR_MODEL, candidate.version,
                  "is now" if promote else "does not beat the current", config.alias)
 

@@ -130,7 +130,7 @@ def train_cell(cell: tuple[str, int, int | None], selected: list[LabeledSnapshot
         record_adapter_base(adapter, base_model)
         rows = evaluate_rows(shop, base_model, sets, config, name, adapter=str(adapter))
         gains = gains_of(base_rows, rows, config)
-        log_metrics({**{k2: v for k2, v in gains.items() if v == v}, "final_train_loss": metrics["train_loss"],
+        log_metrics({**gains, "final_train_loss": metrics["train_loss"],
                      "n_examples": len(examples)})
     return {"method": method, "K": k, "seed": seed, **gains, "n_examples": len(examples),
             "selected": [r.snapshot_id for r in selected], "rows": rows}

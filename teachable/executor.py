@@ -188,17 +188,21 @@ class RayExecutor:
         gpus: GPUs per actor when they hold a GPU (a fraction lets actors share a GPU).
         num_cpus: CPUs of a local cluster started here (None: all of this machine's).
         max_retries: resubmissions of one batch after its actor died before giving up.
+        start_timeout_s: how long to wait for the actors to be scheduled and to build their
+            worlds (a cluster whose CPUs or GPUs are taken by other jobs would otherwise leave
+            them pending for ever).
         crash_on: fault injection for tests: the first attempt of each of these batch indices
             makes its actor's process exit. Only settable from Python.
 
     Raises:
         ImportError: Ray is not installed (the message says how to install it).
         ValueError: more workers than the cluster can hold (the message gives the cluster's size).
+        TimeoutError: the actors were not all up within `start_timeout_s`.
     """
 
     def __init__(self, setup: Callable[[], Any], *, address: str = "", workers: int = 0,
                  policies: Sequence[PolicySpec] = (), gpus: float = 1.0, num_cpus: int | None = None,
-                 max_retries: int = 3, crash_on: Sequence[int] = ()) -> None:
+                 max_retries: int = 3, crash_on: Sequence[int] = (), start_timeout_s: float = 600.0) -> None:
         ray = import_ray()
         self._ray = ray
         self._started = False
@@ -225,9 +229,32 @@ class RayExecutor:
         self.max_retries = max_retries
         self.crash_on = tuple(crash_on)
         self.retries = 0
+        self.start_timeout_s = start_timeout_s
+        self._needs = f"{gpus:g} GPU and 1 CPU" if use_gpu else "1 CPU"
         self._actors = [self._actor_class.remote(setup) for _ in range(self.workers)]
         log.info("Ray executor: %d actors (%s per actor) on a cluster of %d CPUs, %g GPUs", self.workers,
-                 f"{gpus:g} GPU" if use_gpu else "1 CPU", cpus, gpus_total)
+                 self._needs, cpus, gpus_total)
+        self._wait_ready(self._actors)
+
+    def _wait_ready(self, actors: Sequence[Any]) -> None:
+        """Block until `actors` have built their worlds; TimeoutError (all actors stopped) past the timeout.
+
+        An actor whose world fails to build raises its error here, not at its first batch."""
+        refs = [a.ready.remote() for a in actors]
+        done, pending = self._ray.wait(refs, num_returns=len(refs), timeout=self.start_timeout_s)
+        if pending:
+            free = self._ray.available_resources()
+            self.close()
+            raise TimeoutError(
+                f"{len(pending)} of {len(refs)} Ray actors ({self._needs} each) were not up after "
+                f"{self.start_timeout_s:g} s; the cluster has {free.get('CPU', 0):g} CPUs and {free.get('GPU', 0):g} "
+                "GPUs free. Other jobs may hold its resources: ask for fewer ray_workers, wait for them, or "
+                "add nodes. (A slow world build, e.g. a large model, needs a longer start_timeout_s.)")
+        try:
+            self._ray.get(done)
+        except Exception:
+            self.close()
+            raise
 
     def map(self, fn: Callable[[Any, B], R], batches: Sequence[B]) -> Iterator[tuple[int, R]]:
         """Yield `(index, fn(world, batches[index]))` in completion order; every batch exactly once.
@@ -266,7 +293,9 @@ class RayExecutor:
 
     def _replace(self, dead: Any) -> None:
         self._ray.kill(dead, no_restart=True)
-        self._actors = [a for a in self._actors if a is not dead] + [self._actor_class.remote(self._setup)]
+        new = self._actor_class.remote(self._setup)
+        self._actors = [a for a in self._actors if a is not dead] + [new]
+        self._wait_ready([new])
 
     def close(self) -> None:
         """Stop the actors (and the local cluster when this executor started it)."""

@@ -224,3 +224,10 @@ def test_student_then_rollouts_through_mlflow_projects(mlflow_store: str, small_
                          n_goals=4, max_steps=6)
     assert rollouts.data.tags["upstream.student"] == student.info.run_id
     assert rollouts.data.metrics["n_episodes"] == 4
+
+
+def test_log_metrics_leaves_out_nan_and_non_numbers(mlflow_store: str) -> None:
+    mlflow.set_experiment("metrics")
+    with mlflow.start_run() as run:
+        common.log_metrics({"spearman": float("nan"), "n": 3, "ok": True, "gain": 0.25, "name": "x"})  # type: ignore[dict-item]
+    assert MlflowClient().get_run(run.info.run_id).data.metrics == {"n": 3.0, "ok": 1.0, "gain": 0.25}

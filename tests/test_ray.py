@@ -144,6 +144,26 @@ def test_too_many_workers_are_refused(cluster, shop_spec) -> None:
         RayExecutor(EpisodeSetup(shop_spec), policies=[PolicySpec("/some/model", device="cuda")])
 
 
+def test_actors_that_cannot_be_scheduled_time_out_clearly(cluster, shop_spec) -> None:
+    import ray
+
+    hog = ray.remote(num_cpus=2)(_Hog).remote()  # another job holds every CPU of the cluster
+    ray.get(hog.ping.remote())
+    try:
+        with pytest.raises(TimeoutError, match=r"1 of 1 Ray actors \(1 CPU each\) were not up after 2 s; "
+                                               r"the cluster has 0 CPUs"):
+            RayExecutor(EpisodeSetup(shop_spec), workers=1, start_timeout_s=2)
+    finally:
+        ray.kill(hog)
+    with RayExecutor(EpisodeSetup(shop_spec), workers=2, start_timeout_s=120) as executor:  # freed: both start
+        assert len(executor._actors) == 2
+
+
+class _Hog:
+    def ping(self) -> bool:
+        return True
+
+
 def test_without_ray_executor_ray_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch, setup) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if it were not installed
     with pytest.raises(ImportError, match=r"pip install -e \.\[ray\]"):
