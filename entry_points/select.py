@@ -9,7 +9,9 @@ the evaluation suite against the base student (failure states, retention, held-o
 same items and seeds for every model). One nested run per (method, K, seed). Logs
 `selection_summary.csv` (method, K, seed, failure_gain, retention_change, heldout_gain,
 n_examples), `selection_<method>.csv` (the selected snapshot ids), `eval_summary.csv`, metrics
-`<method>.failure_gain.K<k>` (random: the mean over seeds) and, when the reporting module is
+`<method>.failure_gain.K<k>` (random: the mean over seeds), `pool_size`,
+`pool_excluded_predictor_train` (snapshots kept out because the predictor was trained on them,
+when it was trained on the same label run) and, when the reporting module is
 present, the reliability-vs-retention frontier and gain-vs-K figures. A killed run started
 again with the same parameters reuses the finished cells.
 """
@@ -26,10 +28,12 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.tracking import MlflowClient
 
 from entry_points.common import (
     PHASE_TAG,
     UpstreamError,
+    download_artifact,
     label_run_rollouts,
     labeled_inputs,
     log_metrics,
@@ -39,7 +43,6 @@ from entry_points.common import (
 )
 from entry_points.predictor_registry import load_predictor
 from teachable.evaluation import (
-    EvalConfig,
     build_eval_sets,
     evaluate_policy,
     gains_vs_base,
@@ -62,6 +65,7 @@ from teachable.selection import (
     check_budgets,
     select,
     selection_examples,
+    selection_pool,
     split_pool,
 )
 from teachable.supervision.examples import supervision_pair
@@ -75,43 +79,54 @@ GAIN_COLUMNS = {"failures": "failure_gain", "retention": "retention_change", "he
 log = logging.getLogger(__name__)
 
 
-def eval_config(config: SelectConfig) -> EvalConfig:
-    return EvalConfig(**{f: getattr(config, f) for f in EvalConfig.__dataclass_fields__})
-
-
-def predicted_scores(config: SelectConfig, pool: Sequence[LabeledSnapshot]) -> tuple[dict[str, float], str]:
-    """The champion's (or `config.predictor`'s) predicted ELP_net of every pool snapshot, and its version.
+def load_champion(config: SelectConfig) -> tuple[Any, Any, Any]:
+    """(the pyfunc, the predictor, its model version) of `config.predictor`, its run recorded as
+    `upstream.train_predictor`.
 
     Raises:
         FeatureSetError: the predictor was trained on another feature set than `config`'s.
     """
     model, predictor, model_version = load_predictor(config.predictor)
-    version = str(model_version.version)
     if model_version.run_id:
         mlflow.set_tag("upstream.train_predictor", model_version.run_id)
     fingerprint = feature_fingerprint(config)
     if predictor.fingerprint != fingerprint:
         raise FeatureSetError(
-            f"predictor={config.predictor!r} (version {version}) was trained on feature set {predictor.fingerprint} "
-            f"({predictor.feature_config}); select computes {fingerprint} (embedder={config.embedder}, "
-            f"embed_dim={config.embed_dim}, feature_max_steps={config.feature_max_steps}): pass the predictor's "
-            "feature parameters, or train a predictor on these (train_predictor, then promote).")
+            f"predictor={config.predictor!r} (version {model_version.version}) was trained on feature set "
+            f"{predictor.fingerprint} ({predictor.feature_config}); select computes {fingerprint} "
+            f"(embedder={config.embedder}, embed_dim={config.embed_dim}, feature_max_steps={config.feature_max_steps}): "
+            "pass the predictor's feature parameters, or train a predictor on these (train_predictor, then promote).")
+    return model, predictor, model_version
+
+
+def fitted_snapshots(model_version: Any, label_run_id: str) -> set[str]:
+    """The snapshot ids a predictor was trained on, when it was trained on `label_run_id` (else none)."""
+    if not model_version.run_id:
+        return set()
+    if MlflowClient().get_run(model_version.run_id).data.tags.get("upstream.label") != label_run_id:
+        return set()
+    split = download_artifact(model_version.run_id, "split.json", f"predictor version {model_version.version}")
+    return set(json.loads(split.read_text())["train"])
+
+
+def predicted_scores(model: Any, predictor: Any, config: SelectConfig,
+                     pool: Sequence[LabeledSnapshot]) -> dict[str, float]:
+    """The predictor's ELP_net of every pool snapshot."""
     features = compute_features(pool, config)
     out = model.predict(features[predictor.feature_names].reset_index(drop=True))
-    return dict(zip(features.index, out["elp_net"].astype(float), strict=True)), version
+    return dict(zip(features.index, out["elp_net"].astype(float), strict=True))
 
 
 def evaluate_rows(shop: Shop, base_model: str, sets: Any, config: SelectConfig, name: str,
                   adapter: str | None = None) -> list[dict[str, Any]]:
     spec = PolicySpec(base_model, config.temperature, adapter=adapter, device=config.device or None)
-    return evaluate_policy(shop, spec, sets, eval_config(config), name=name)
+    return evaluate_policy(shop, spec, sets, config, name=name)  # a SelectConfig is an EvalConfig
 
 
 def gains_of(base_rows: list[dict[str, Any]], rows: list[dict[str, Any]], config: SelectConfig) -> dict[str, float]:
     """failure_gain, retention_change and heldout_gain (NaN for a skipped set) of one cell vs the base."""
-    ec = eval_config(config)
-    summary = summarize_eval(base_rows + rows, ec)
-    gains = {g["set"]: g["success_gain"] for g in gains_vs_base(summary, BASE, rows=base_rows + rows, config=ec)}
+    summary = summarize_eval(base_rows + rows, config)
+    gains = {g["set"]: g["success_gain"] for g in gains_vs_base(summary, BASE, rows=base_rows + rows, config=config)}
     return {column: float(gains.get(s, math.nan)) for s, column in GAIN_COLUMNS.items()}
 
 
@@ -179,21 +194,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(SelectConfig, argv, __doc__)
     with start_phase(PHASE, config):
         label_run_id, records, base_model = labeled_inputs(config.label_run, config.student)
-        pool, held = split_pool(records, config.failure_holdout, config.seed)
-        check_budgets(config.budget_list(), pool)
-        scores: dict[str, float] | None = None
         upstream = {"label": label_run_id, "student": base_model}
+        champion, fitted = None, set()
         if "predictor" in config.method_list():
-            scores, version = predicted_scores(config, pool)
-            mlflow.set_tag("predictor_version", version)
-            upstream["predictor"] = version
+            champion = load_champion(config)
+            fitted = fitted_snapshots(champion[2], label_run_id)
+            mlflow.set_tag("predictor_version", str(champion[2].version))
+            upstream["predictor"] = str(champion[2].version)
+        pool, held = split_pool(records, config.failure_holdout, config.seed, fitted)
+        n_fitted = len(selection_pool([r for r in records if r.snapshot_id in fitted]))
+        if fitted:
+            log.info("%d snapshots the predictor was trained on are kept out of the pool (%d left)", n_fitted,
+                     len(pool))
+        check_budgets(config.budget_list(), pool, n_fitted)
+        scores = predicted_scores(champion[0], champion[1], config, pool) if champion else None
         work = work_file(PHASE, config, upstream, "cells")
         shop = Shop.load(config.data_dir or None)
         rollouts = label_run_rollouts(label_run_id) if config.retention_goals else []
         if config.retention_goals and not rollouts:
             raise UpstreamError(f"label run {label_run_id} records no rollouts run for the retention set; "
                                 "set retention_goals=0 or label a mine run made from rollouts.")
-        sets = build_eval_sets(shop, labeled=held, rollouts=rollouts, config=eval_config(config))
+        sets = build_eval_sets(shop, labeled=held, rollouts=rollouts, config=config)
         base_file = work / "base_rows.json"
         if base_file.is_file():
             base_rows = json.loads(base_file.read_text())
@@ -216,16 +237,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             done.write_text(json.dumps(entry))
             entries.append(entry)
         frame = summary_frame(entries)
-        log_metrics({**summary_metrics(frame), "pool_size": len(pool), "failure_eval_size": len(sets.failures)})
+        log_metrics({**summary_metrics(frame), "pool_size": len(pool), "failure_eval_size": len(sets.failures),
+                     "pool_excluded_predictor_train": n_fitted})
         mlflow.set_tag("base_model", base_model)
         with tempfile.TemporaryDirectory() as tmp:
             frame.to_csv(Path(tmp) / "selection_summary.csv", index=False)
             for method, selection in selection_frames(entries).items():
                 selection.to_csv(Path(tmp) / f"selection_{method}.csv", index=False)
             rows = base_rows + [r for e in entries for r in e["rows"]]
-            ec = eval_config(config)
-            summary = summarize_eval(rows, ec)
-            write_eval_csvs(rows, summary, tmp, gains=gains_vs_base(summary, BASE, rows=rows, config=ec))
+            summary = summarize_eval(rows, config)
+            write_eval_csvs(rows, summary, tmp, gains=gains_vs_base(summary, BASE, rows=rows, config=config))
             mlflow.log_artifacts(tmp)
         log_figures(frame)
 

@@ -15,12 +15,18 @@ The pool is the labeled snapshots with teacher advice (anything else cannot be s
 and an ELP_net (the oracle ranks by it). With `failure_holdout` > 0 a share of the failed
 trajectories is kept out of the pool and is the failure-state evaluation set, so a method is
 never scored on the very states it was trained on.
+
+A predictor trained on the same label run would rank its own training labels, which it fits far
+better than unseen ones: the trajectories it was trained on never enter the pool. The failure
+evaluation set is drawn from them first (their labels do not reach any selection), so a
+predictor trained with `valid_fraction` v leaves its validation side, about v of the
+trajectories, as the pool.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,28 +118,53 @@ def selection_pool(records: Sequence[LabeledSnapshot]) -> list[LabeledSnapshot]:
     return [r for r in records if r.teacher and r.elp_net is not None and not math.isnan(r.elp_net)]
 
 
-def split_pool(records: Sequence[LabeledSnapshot], holdout: float,
-               seed: int) -> tuple[list[LabeledSnapshot], list[LabeledSnapshot]]:
+def split_pool(records: Sequence[LabeledSnapshot], holdout: float, seed: int,
+               fitted: Collection[str] = ()) -> tuple[list[LabeledSnapshot], list[LabeledSnapshot]]:
     """(selection pool, failure-state eval snapshots): whole trajectories on each side.
 
     With `holdout` 0 the pool is every usable snapshot and the eval set every labeled one.
 
+    Args:
+        records: the labeled snapshots.
+        holdout: the share of trajectories kept out as the failure-state eval set.
+        seed: draws the held-out trajectories.
+        fitted: ids of snapshots a predictor was trained on: their trajectories never enter the
+            pool, and the held-out trajectories are drawn from them first.
+
     Raises:
         ValueError: a holdout with fewer than two trajectories.
     """
+    fitted_trajs = {r.traj_id for r in records if r.snapshot_id in fitted}
     if holdout <= 0:
-        return selection_pool(records), list(records)
-    pool_ids, held_ids = trajectory_split([r.traj_id for r in records], holdout, seed)
-    return selection_pool([records[i] for i in pool_ids]), [records[i] for i in held_ids]
+        return selection_pool([r for r in records if r.traj_id not in fitted_trajs]), list(records)
+    traj_ids = [r.traj_id for r in records]
+    if not fitted_trajs:
+        pool_ids, held_ids = trajectory_split(traj_ids, holdout, seed)
+        return selection_pool([records[i] for i in pool_ids]), [records[i] for i in held_ids]
+    groups = sorted(set(traj_ids))
+    if len(groups) < 2:
+        raise ValueError(f"{len(groups)} trajectory among the labeled snapshots: a holdout by trajectory needs at "
+                         "least two; label snapshots from more failed episodes.")
+    n_held = min(len(groups) - 1, max(1, round(holdout * len(groups))))
+    rng = np.random.default_rng(seed)
+    first = sorted(fitted_trajs)
+    rest = [t for t in groups if t not in fitted_trajs]
+    order = [first[i] for i in rng.permutation(len(first))] + [rest[i] for i in rng.permutation(len(rest))]
+    held = set(order[:n_held])
+    pool = [r for r in records if r.traj_id not in held and r.traj_id not in fitted_trajs]
+    return selection_pool(pool), [r for r in records if r.traj_id in held]
 
 
-def check_budgets(budgets: Sequence[int], pool: Sequence[LabeledSnapshot]) -> None:
-    """Raises BudgetError when a budget exceeds the pool."""
+def check_budgets(budgets: Sequence[int], pool: Sequence[LabeledSnapshot], n_fitted: int = 0) -> None:
+    """Raises BudgetError when a budget exceeds the pool (`n_fitted`: usable snapshots kept out
+    because the predictor was trained on them)."""
     too_big = [k for k in budgets if k > len(pool)]
     if too_big:
+        fitted = (f" {n_fitted} more were kept out because the predictor was trained on them: select from another "
+                  "label run than the predictor's, or train it with a larger valid_fraction." if n_fitted else "")
         raise BudgetError(f"budget K={max(too_big)} is larger than the {len(pool)} labeled snapshots in the selection "
                           "pool (with teacher advice and an ELP_net, outside the failure holdout); lower budgets, "
-                          "lower failure_holdout or label more snapshots (label max_snapshots).")
+                          f"lower failure_holdout or label more snapshots (label max_snapshots).{fitted}")
 
 
 def select(pool: Sequence[LabeledSnapshot], method: str, k: int, *, seed: int | None = None,

@@ -319,7 +319,7 @@ def test_bad_states_are_refused(tiny_shop: Shop) -> None:
         env.set_state(bytes(corrupted))
     with pytest.raises(StateError, match="res"):
         env.set_state(_with_payload(state, res=[10**9]))
-    for bad in ({"pn": -1}, {"pn": 0}, {"st": -2}):  # a results page numbered 0 or below would wrap
+    for bad in ({"pn": -1}, {"pn": 0}, {"st": -2}):  # a results page numbered 0 or below would wrap around
         with pytest.raises(StateError, match="pn"):
             env.set_state(_with_payload(state, **bad))
     env.set_state(_with_payload(state, pn=7))  # past the last results page is an empty page, as in WebShop

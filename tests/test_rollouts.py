@@ -165,10 +165,10 @@ def test_an_lm_student_scores_each_distinct_context_once_per_call(small_shop, ti
         policy = LMPolicy.from_pretrained(tiny_student, batch_size=4, memoize=memoize)
         asked: list[int] = []
         scores = policy.action_scores
-        policy.action_scores = lambda ctxs, f=scores: asked.append(len(ctxs)) or f(ctxs)  # type: ignore[method-assign]
+        policy.action_scores = lambda ctxs, f=scores, n=asked: n.append(len(ctxs)) or f(ctxs)  # type: ignore[method-assign]
         rows: list[int] = []
         prefill = policy._prefill
-        policy._prefill = lambda seqs, f=prefill: rows.append(len(seqs)) or f(seqs)  # type: ignore[method-assign]
+        policy._prefill = lambda seqs, f=prefill, n=rows: n.append(len(seqs)) or f(seqs)  # type: ignore[method-assign]
         # in two calls, as adaptive rounds: the second replays the first's opening steps
         out[memoize] = dicts(run_episodes(small_shop, policy, specs[:6], batch_size=3)
                              + run_episodes(small_shop, policy, specs[6:], batch_size=3))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -15,6 +17,7 @@ from teachable.selection import (
     SUMMARY_COLUMNS,
     BudgetError,
     SelectConfig,
+    check_budgets,
     select,
     selection_examples,
     selection_pool,
@@ -82,6 +85,22 @@ def test_pool_and_holdout(pool: list[LabeledSnapshot]) -> None:
     assert len(held) == 2 and not {r.traj_id for r in kept} & {r.traj_id for r in held}
     everything, all_held = split_pool(pool, 0.0, seed=0)
     assert everything == pool and all_held == pool
+    # snapshots a predictor was fit on: their trajectories never enter the pool, and the held-out
+    # trajectories come from them first (their labels reach no selection)
+    pool = [replace(record(i % 6), snapshot_id=f"w{i}", traj_id=f"u{i // 2}") for i in range(12)]
+    trajs = sorted({r.traj_id for r in pool})
+    fitted = {r.snapshot_id for r in pool if r.traj_id in trajs[:3]}
+    kept, held = split_pool(pool, 0.34, seed=0, fitted=fitted)
+    assert {r.traj_id for r in held} < set(trajs[:3]) and len(held) == 4  # 2 trajectories of 2 snapshots
+    assert {r.traj_id for r in kept} == set(trajs[3:])
+    few = {r.snapshot_id for r in pool if r.traj_id == trajs[0]}
+    kept, held = split_pool(pool, 0.5, seed=0, fitted=few)  # more held out than fitted: the rest drawn as usual
+    assert trajs[0] in {r.traj_id for r in held} and len({r.traj_id for r in held}) == 3
+    assert not {r.traj_id for r in kept} & {r.traj_id for r in held} and trajs[0] not in {r.traj_id for r in kept}
+    kept, _ = split_pool(pool, 0.0, seed=0, fitted=few)
+    assert trajs[0] not in {r.traj_id for r in kept}
+    with pytest.raises(BudgetError, match="3 more were kept out because the predictor was trained on them"):
+        check_budgets([99], pool, n_fitted=3)
     config = SelectConfig(methods="oracle,random", budgets="4,2", random_seeds=2)
     assert config.cells() == [("random", 2, 0), ("random", 2, 1), ("random", 4, 0), ("random", 4, 1),
                               ("oracle", 2, None), ("oracle", 4, None)]
@@ -101,7 +120,7 @@ def test_select_end_to_end(synthetic_label_run: dict, small_data_dir: Path) -> N
     with pytest.raises(UpstreamError, match="no registered model 'teachable-predictor'.*train_predictor"):
         select_phase.main(args)
     train_predictor.main(["--label_run", label_run, "--k", "4", "--embed_dim", "16", "--lgb_rounds", "20",
-                          "--mlp_epochs", "20"])
+                          "--mlp_epochs", "20", "--valid_fraction", "0.5"])
     with pytest.raises(UpstreamError, match="no alias @champion.*-e promote"):
         select_phase.main(args)
     promote.main([])
@@ -131,13 +150,22 @@ def test_select_end_to_end(synthetic_label_run: dict, small_data_dir: Path) -> N
     assert "oracle.failure_gain.K2" in run.data.metrics
     assert {"eval_summary.csv", "selection_frontier.png", "selection_gain_vs_k.png"} <= {p.name for p in local.iterdir()}
 
-    # the oracle picked the pool's highest true ELP_net, outside the failure holdout
+    # the predictor was trained on this label run: its training snapshots stay out of the pool
+    predictor_run = run.data.tags["upstream.train_predictor"]
+    fitted = set(json.loads(Path(mlflow.artifacts.download_artifacts(
+        run_id=predictor_run, artifact_path="split.json")).read_text())["train"])
     records = synthetic_label_run["records"]
-    pool, held = split_pool(records, 0.3, seed=0)
+    assert run.data.metrics["pool_excluded_predictor_train"] == len(selection_pool(
+        [r for r in records if r.snapshot_id in fitted])) > 0
+    pool, held = split_pool(records, 0.3, seed=0, fitted=fitted)
+    assert run.data.metrics["pool_size"] == len(pool) and not fitted & set(ids(pool))
+    # the oracle picked the pool's highest true ELP_net, outside the failure holdout
     oracle = pd.read_csv(local / "selection_oracle.csv")
     assert list(oracle.columns) == ["method", "K", "seed", "rank", "snapshot_id"]
     assert list(oracle.loc[oracle.K == 4, "snapshot_id"]) == ids(select(pool, "oracle", 4))
     assert not set(oracle.snapshot_id) & set(ids(held))
+    for method in METHODS:
+        assert not set(pd.read_csv(local / f"selection_{method}.csv").snapshot_id) & fitted
     for method in METHODS:
         assert (local / f"selection_{method}.csv").is_file()
 

@@ -129,7 +129,7 @@ def decode(blob: bytes, catalog_hash: str, n_products: int, goals: list[dict[str
     _check(isinstance(p.get("op"), dict), "op (options)")
     _check(p.get("sub") is None or p.get("sub") in SUB_PAGES, "sub")
     _check(isinstance(p.get("pn"), int) and isinstance(p.get("st"), int) and p["st"] >= 0, "pn/st")
-    _check(p["pn"] >= (0 if p["pg"] == "start" else 1), "pn (results page number)")
+    _check(p["pn"] >= (1 if p["pg"] == "results" else 0), "pn (results page number)")
     return Session(
         goal_idx=gi, goal=goal, page=p["pg"], keywords=p.get("kw"), results=tuple(res),
         page_num=p["pn"], item=item, options=dict(p["op"]), sub=p.get("sub"),

@@ -37,7 +37,7 @@ class PredictorConfig(FeatureConfig, PredictorSettings):
     label_run: str = field(default="latest", metadata={"help": "label run: latest or a run id"})
     backend: str = field(default="auto", metadata={"help": "auto (the better validation NDCG@k), lightgbm or mlp"})
     k: int = field(default=8, metadata={"help": "k of NDCG@k and precision@k"})
-    valid_fraction: float = field(default=0.3, metadata={"help": "share of trajectories held out for validation"})
+    valid_fraction: float = field(default=0.5, metadata={"help": "share of trajectories held out for validation (select on the same label run picks from this side only)"})
     n_random: int = field(default=20, metadata={"help": "seeds of the random baseline"})
 
     def __post_init__(self) -> None:
