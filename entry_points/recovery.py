@@ -8,7 +8,8 @@ Logs `recovery_trajectories.jsonl` (one step-level prompt-completion pair per li
 (snapshots continued, recovered, examples), the loss curve, the adapter (registered as a version
 of `teachable-adapter` tagged kind=recovery), and the evaluation of the base student and the
 adapter on the same held-out, failure and retention items (`eval_*.csv`, `<set>_success/<model>`,
-`<set>_success_gain/recovery` and `eval_<set>_success_gain`).
+`<set>_success_gain/recovery` and `eval_<set>_success_gain`). With `executor=ray` the evaluation
+episodes run on Ray actors; the LoRA training stays in this process.
 """
 
 from __future__ import annotations
@@ -39,10 +40,11 @@ from teachable.evaluation import (
     summarize_eval,
     write_eval_csvs,
 )
-from teachable.executor import PolicySpec
+from teachable.executor import PolicySpec, ShopSpec, make_executor
 from teachable.policy.lm import LMPolicy
 from teachable.records import write_jsonl
 from teachable.recovery import RecoveryConfig, export_recovery
+from teachable.rollouts import EpisodeSetup, EpisodeWorld
 from teachable.training.sft import train_lora
 from webshop_env.env import Shop
 
@@ -73,10 +75,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         mlflow.set_tag("registered_model", f"models:/{ADAPTER_MODEL}/{version}")
 
         sets = build_eval_sets(shop, labeled=records, rollouts=label_run_rollouts(label_run_id), config=config)
-        rows = []
-        for name, folder in (("base", None), (MODEL_NAME, str(adapter))):
-            spec = PolicySpec(base_model, config.temperature, adapter=folder, device=config.device or None)
-            rows += evaluate_policy(shop, spec, sets, config, name=name)
+        models = {name: PolicySpec(base_model, config.temperature, adapter=folder, device=config.device or None)
+                  for name, folder in (("base", None), (MODEL_NAME, str(adapter)))}
+        with make_executor(config, EpisodeSetup(ShopSpec.of(config.data_dir)), policies=list(models.values()),
+                           local=lambda: EpisodeWorld(shop)) as executor:
+            rows = [row for name, spec in models.items()
+                    for row in evaluate_policy(shop, spec, sets, config, name=name, executor=executor)]
+        log_metrics({"executor.workers": executor.workers, "executor.retries": executor.retries})
         summary = summarize_eval(rows, config)
         gains = gains_vs_base(summary, "base", rows=rows, config=config)
         log_results(summary, gains, {MODEL_NAME: {"run_id": run.info.run_id}})

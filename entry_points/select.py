@@ -13,7 +13,8 @@ n_examples), `selection_<method>.csv` (the selected snapshot ids), `eval_summary
 `pool_excluded_predictor_train` (snapshots kept out because the predictor was trained on them,
 when it was trained on the same label run) and, when the reporting module is
 present, the reliability-vs-retention frontier and gain-vs-K figures. A killed run started
-again with the same parameters reuses the finished cells.
+again with the same parameters reuses the finished cells. With `executor=ray` the evaluation
+episodes run on Ray actors; the LoRA training stays in this process.
 """
 
 from __future__ import annotations
@@ -50,13 +51,14 @@ from teachable.evaluation import (
     summarize_eval,
     write_eval_csvs,
 )
-from teachable.executor import PolicySpec
+from teachable.executor import Executor, PolicySpec, ShopSpec, make_executor
 from teachable.features import compute_features, feature_fingerprint
 from teachable.policy.lm import LMPolicy
 from teachable.predictor import FeatureSetError
 from teachable.prompting import completion_text
 from teachable.records import LabeledSnapshot
 from teachable.reporting.selection import frontier_figure, gain_vs_k_figure
+from teachable.rollouts import EpisodeSetup, EpisodeWorld
 from teachable.selection import (
     METHODS,
     SUMMARY_COLUMNS,
@@ -117,10 +119,14 @@ def predicted_scores(model: Any, predictor: Any, config: SelectConfig,
     return dict(zip(features.index, out["elp_net"].astype(float), strict=True))
 
 
-def evaluate_rows(shop: Shop, base_model: str, sets: Any, config: SelectConfig, name: str,
+def model_spec(base_model: str, config: SelectConfig, adapter: str | None = None) -> PolicySpec:
+    return PolicySpec(base_model, config.temperature, adapter=adapter, device=config.device or None)
+
+
+def evaluate_rows(shop: Shop, base_model: str, sets: Any, config: SelectConfig, name: str, executor: Executor,
                   adapter: str | None = None) -> list[dict[str, Any]]:
-    spec = PolicySpec(base_model, config.temperature, adapter=adapter, device=config.device or None)
-    return evaluate_policy(shop, spec, sets, config, name=name)  # a SelectConfig is an EvalConfig
+    # a SelectConfig is an EvalConfig
+    return evaluate_policy(shop, model_spec(base_model, config, adapter), sets, config, name=name, executor=executor)
 
 
 def gains_of(base_rows: list[dict[str, Any]], rows: list[dict[str, Any]], config: SelectConfig) -> dict[str, float]:
@@ -132,7 +138,7 @@ def gains_of(base_rows: list[dict[str, Any]], rows: list[dict[str, Any]], config
 
 def train_cell(cell: tuple[str, int, int | None], selected: list[LabeledSnapshot], base: LMPolicy, base_model: str,
                shop: Shop, sets: Any, base_rows: list[dict[str, Any]], config: SelectConfig,
-               folder: Path) -> dict[str, Any]:
+               folder: Path, executor: Executor) -> dict[str, Any]:
     """Teach one selection in its own nested run; return its summary row (plus the selected ids)."""
     method, k, seed = cell
     name = cell_name(method, k, seed)
@@ -143,12 +149,39 @@ def train_cell(cell: tuple[str, int, int | None], selected: list[LabeledSnapshot
         adapter = folder / "adapter"
         metrics = train_lora(base_model, examples, adapter, config.sft_settings(), device=config.device or None)
         record_adapter_base(adapter, base_model)
-        rows = evaluate_rows(shop, base_model, sets, config, name, adapter=str(adapter))
+        rows = evaluate_rows(shop, base_model, sets, config, name, executor, adapter=str(adapter))
         gains = gains_of(base_rows, rows, config)
         log_metrics({**gains, "final_train_loss": metrics["train_loss"],
                      "n_examples": len(examples)})
     return {"method": method, "K": k, "seed": seed, **gains, "n_examples": len(examples),
             "selected": [r.snapshot_id for r in selected], "rows": rows}
+
+
+def run_cells(config: SelectConfig, pool: list[LabeledSnapshot], scores: dict[str, float] | None, base_model: str,
+              shop: Shop, sets: Any, work: Path, executor: Executor) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Evaluate the base (once) and train and evaluate every cell not done in `work`: (cell entries, base rows)."""
+    base_file = work / "base_rows.json"
+    if base_file.is_file():
+        base_rows = json.loads(base_file.read_text())
+    else:
+        base_rows = evaluate_rows(shop, base_model, sets, config, BASE, executor)
+        base_file.parent.mkdir(parents=True, exist_ok=True)
+        base_file.write_text(json.dumps(base_rows))
+    base = LMPolicy.from_pretrained(base_model, device="cpu")  # renders prompts as the model was trained
+    entries = []
+    for cell in config.cells():
+        folder = work / cell_name(*cell)
+        done = folder / "done.json"
+        if done.is_file():
+            entries.append(json.loads(done.read_text()))
+            log.info("cell %s: reused from an earlier run of the same parameters", cell_name(*cell))
+            continue
+        method, k, seed = cell
+        selected = select(pool, method, k, seed=seed, scores=scores)
+        entry = train_cell(cell, selected, base, base_model, shop, sets, base_rows, config, folder, executor)
+        done.write_text(json.dumps(entry))
+        entries.append(entry)
+    return entries, base_rows
 
 
 def summary_frame(entries: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -215,27 +248,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise UpstreamError(f"label run {label_run_id} records no rollouts run for the retention set; "
                                 "set retention_goals=0 or label a mine run made from rollouts.")
         sets = build_eval_sets(shop, labeled=held, rollouts=rollouts, config=config)
-        base_file = work / "base_rows.json"
-        if base_file.is_file():
-            base_rows = json.loads(base_file.read_text())
-        else:
-            base_rows = evaluate_rows(shop, base_model, sets, config, BASE)
-            base_file.parent.mkdir(parents=True, exist_ok=True)
-            base_file.write_text(json.dumps(base_rows))
-        base = LMPolicy.from_pretrained(base_model, device="cpu")  # renders prompts as the model was trained
-        entries = []
-        for cell in config.cells():
-            folder = work / cell_name(*cell)
-            done = folder / "done.json"
-            if done.is_file():
-                entries.append(json.loads(done.read_text()))
-                log.info("cell %s: reused from an earlier run of the same parameters", cell_name(*cell))
-                continue
-            method, k, seed = cell
-            selected = select(pool, method, k, seed=seed, scores=scores)
-            entry = train_cell(cell, selected, base, base_model, shop, sets, base_rows, config, folder)
-            done.write_text(json.dumps(entry))
-            entries.append(entry)
+        with make_executor(config, EpisodeSetup(ShopSpec.of(config.data_dir)), policies=[model_spec(base_model, config)],
+                           local=lambda: EpisodeWorld(shop)) as executor:
+            entries, base_rows = run_cells(config, pool, scores, base_model, shop, sets, work, executor)
+        log_metrics({"executor.workers": executor.workers, "executor.retries": executor.retries})
         frame = summary_frame(entries)
         log_metrics({**summary_metrics(frame), "pool_size": len(pool), "failure_eval_size": len(sets.failures),
                      "pool_excluded_predictor_train": n_fitted})

@@ -236,3 +236,31 @@ def test_micro_training_on_ray_equals_local(cluster, small_shop, shop_spec, tiny
     sample = stratified_sample(records, config.per_quadrant, config.seed)
     assert [r["snapshot_id"] for r in remote["snapshots"]] == [r.snapshot_id for r in sample]
     assert remote["snapshots"] == local["snapshots"]  # the summaries follow from these rows
+
+
+def test_recovery_evaluates_on_ray_as_in_process(cluster, mlflow_store: str, small_data_dir: Path, tiny_student: str,
+                                                 one_torch_thread) -> None:
+    import mlflow
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from entry_points import common, label, mine, recovery, rollouts
+
+    rollouts.main(["--data_dir", str(small_data_dir), "--student", "random", "--n_goals", "10", "--max_steps", "8"])
+    mine.main(["--offsets", "1,2,3", "--include_search_steps", "false"])
+    label.main(["--data_dir", str(small_data_dir), "--student", tiny_student, "--max_snapshots", "6",
+                "--n_min", "2", "--n_max", "2", "--rollout_batch", "2", "--max_steps", "10"])
+    args = ["--data_dir", str(small_data_dir), "--min_l_upper", "0.5", "--train_steps", "2", "--train_batch_size", "4",
+            "--heldout_goals", "4", "--failure_snapshots", "3", "--retention_goals", "0", "--episodes_per_item", "2",
+            "--max_steps", "10", "--n_boot", "20", "--batch_size", "2"]
+    recovery.main(args)
+    recovery.main([*args, "--executor", "ray", "--ray_workers", "2"])  # chunks of 8 episodes: both actors play
+    client = MlflowClient()
+    ray_run, local_run = [r for r in client.search_runs([common.setup_tracking()], order_by=["attributes.start_time DESC"])
+                          if r.data.tags.get("teachable.phase") == "recovery"][:2]
+    assert ray_run.data.metrics["executor.workers"] == 2 and local_run.data.metrics["executor.workers"] == 1
+    for name in ("eval_heldout.csv", "eval_failures.csv"):
+        ray_rows, local_rows = (pd.read_csv(mlflow.artifacts.download_artifacts(run_id=r.info.run_id, artifact_path=name))
+                                for r in (ray_run, local_run))
+        assert len(ray_rows) > 0 and set(ray_rows.model) == {"base", "recovery"}
+        pd.testing.assert_frame_equal(ray_rows, local_rows)
