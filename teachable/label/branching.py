@@ -6,7 +6,8 @@ called once per step for all live branches. Rounds repeat while some condition's
 still too wide (`AdaptivePlan`): clear cases stop at `n_min`, ambiguous ones go on to `n_max`.
 Identical branch requests are rolled out once: the expert is deterministic, so one rollout per
 snapshot is its exact outcome, and requests equal in state, history, forced action, patch and
-seed share one episode.
+seed share one episode. The student holds one score memo for the whole call
+(`teachable.policy.base.memoized`): a context met in any branch or round is scored once.
 
 Each branch is seeded from (seed, snapshot id, condition, index), so a snapshot's labels do not
 depend on the other snapshots in its batch, the batch size or the worker that runs it.
