@@ -12,9 +12,10 @@ import functools
 import logging
 import os
 import re
+import sys
 import types
 import typing
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +38,46 @@ C = TypeVar("C")
 log = logging.getLogger(__name__)
 
 
-class UpstreamError(RuntimeError):
+class PhaseError(RuntimeError):
+    """A phase cannot run as asked (bad input, a missing upstream run); the message says what to do."""
+
+
+class UpstreamError(PhaseError):
     """An upstream input cannot be resolved; the message says what to run or pass instead."""
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The errors of bad input or a bad upstream run, whose messages say what to do: a command
+    reports them without a traceback."""
+    from teachable.executor import (
+        ActorStartTimeoutError,
+        ClusterTooSmallError,
+        RayNotInstalledError,
+    )
+    from teachable.policy.teacher.openai_teacher import TeacherError
+    from teachable.predictor.models import FeatureSetError
+    from teachable.records import RecordError
+    from teachable.recovery import RecoveryError
+    from teachable.selection import BudgetError
+    from teachable.supervision.examples import SupervisionError
+    from teachable.training.matrix import EmptyCellError
+    from webshop_env.catalog import CatalogError
+    from webshop_env.state import StateError
+
+    return (PhaseError, BudgetError, FeatureSetError, RecoveryError, EmptyCellError, SupervisionError, RecordError,
+            TeacherError, CatalogError, StateError, ClusterTooSmallError, ActorStartTimeoutError, RayNotInstalledError)
+
+
+def run_cli(main: Callable[[], Any]) -> None:
+    """Run an entry point's `main` as a command, logging at INFO. An error of bad input or a bad
+    upstream run (see `user_errors`) ends it with `<phase>: error: <message>` and exit status 2,
+    without a traceback; the phase's run is already marked FAILED."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        main()
+    except user_errors() as e:
+        print(f"{Path(sys.argv[0]).stem}: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 # ------------------------------------------------------------------ tracking store

@@ -30,6 +30,7 @@ from entry_points.common import (
     log_metrics,
     parse_config,
     resolve_upstream,
+    run_cli,
     start_phase,
 )
 from teachable.evaluation import (
@@ -152,5 +153,4 @@ def log_results(summary: list[dict], gains: list[dict], cells: dict[str, dict]) 
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    main()
+    run_cli(main)

@@ -23,6 +23,7 @@ from entry_points.common import (
     download_artifact,
     parse_config,
     resolve_upstream,
+    run_cli,
     setup_tracking,
     tracking_uri,
 )
@@ -99,5 +100,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    main()
+    run_cli(main)

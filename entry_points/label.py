@@ -33,6 +33,7 @@ from entry_points.common import (
     resolve_model,
     resolve_upstream,
     resumed_work_file,
+    run_cli,
     start_phase,
     work_file,
 )
@@ -91,5 +92,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    main()
+    run_cli(main)

@@ -13,7 +13,6 @@ bootstrap interval, overall and per quadrant, and `micro_training_results.json`.
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from entry_points.common import (
     labeled_inputs,
     log_metrics,
     parse_config,
+    run_cli,
     start_phase,
 )
 from teachable.executor import PolicySpec, ShopSpec, make_executor
@@ -67,5 +67,4 @@ def _finite(value):
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    main()
+    run_cli(main)

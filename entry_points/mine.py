@@ -9,7 +9,6 @@ Logs the counts (trajectories, failed, candidates, duplicates, snapshots) and th
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,10 +16,12 @@ from pathlib import Path
 import mlflow
 
 from entry_points.common import (
+    PhaseError,
     download_artifact,
     log_metrics,
     parse_config,
     resolve_upstream,
+    run_cli,
     start_phase,
 )
 from teachable.mining import MiningConfig, mine_failures, parse_offsets
@@ -30,7 +31,7 @@ PHASE = "mine"
 CONFIG = MiningConfig
 
 
-class NoFailuresError(RuntimeError):
+class NoFailuresError(PhaseError):
     """The rollouts contain no failure to learn from."""
 
 
@@ -58,5 +59,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    main()
+    run_cli(main)

@@ -41,10 +41,12 @@ from mlflow.tracking import MlflowClient
 from entry_points.common import (
     PHASE_TAG,
     PROJECT_ROOT,
+    PhaseError,
     code_version,
     config_params,
     log_metrics,
     parse_config,
+    run_cli,
     start_phase,
 )
 from entry_points.reuse import PIPELINE_UPSTREAM_TAG, expected_params, find_reusable
@@ -104,7 +106,7 @@ SIZES: dict[str, tuple[tuple[str, str], ...]] = {
 GLOBAL_PARAMS = ("data_dir", "seed")  # given to every phase that has the parameter
 
 
-class PipelineError(RuntimeError):
+class PipelineError(PhaseError):
     """The pipeline cannot run as asked; the message says what to change."""
 
 
@@ -298,5 +300,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    main()
+    run_cli(main)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import UpstreamError, log_metrics, parse_config, start_phase
+from entry_points.common import UpstreamError, log_metrics, parse_config, run_cli, start_phase
 from entry_points.predictor_registry import (
     K_TAG,
     PREDICTOR_MODEL,
@@ -91,5 +91,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    main()
+    run_cli(main)

@@ -28,6 +28,7 @@ from entry_points.common import (
     log_series,
     parse_config,
     register_folder,
+    run_cli,
     start_phase,
 )
 from entry_points.evaluate import log_results
@@ -42,7 +43,7 @@ from teachable.evaluation import (
 )
 from teachable.executor import PolicySpec, ShopSpec, make_executor
 from teachable.policy.lm import LMPolicy
-from teachable.records import write_jsonl
+from teachable.records import LabeledSnapshot, write_jsonl
 from teachable.recovery import RecoveryConfig, export_recovery
 from teachable.rollouts import EpisodeSetup, EpisodeWorld
 from teachable.training.sft import train_lora
@@ -54,31 +55,37 @@ MODEL_NAME = "recovery"
 log = logging.getLogger(__name__)
 
 
+def train_and_register(config: RecoveryConfig, records: list[LabeledSnapshot], shop: Shop, base_model: str, adapter: Path,
+                       run_id: str, tmp: Path) -> None:
+    """Export the expert continuations, train the recovery adapter into `adapter`, log and register it."""
+    base = LMPolicy.from_pretrained(base_model, device="cpu")  # renders prompts as the model was trained
+    examples, counts = export_recovery(records, shop, config, render=base.prompt)
+    write_jsonl(tmp / "recovery_trajectories.jsonl", examples)
+    mlflow.log_artifact(str(tmp / "recovery_trajectories.jsonl"))
+    metrics = train_lora(base_model, [(e.prompt, e.completion) for e in examples], adapter, config.sft_settings(),
+                         device=config.device or None)
+    log_series("train_loss", metrics["losses"])
+    log_metrics({**counts, "final_train_loss": metrics["train_loss"], "train_seconds": metrics["seconds"]})
+    record_adapter_base(adapter, base_model)
+    mlflow.log_artifacts(str(adapter), "adapter")
+    version = register_folder(ADAPTER_MODEL, run_id, "adapter", tags={
+        "kind": "recovery", "cell": MODEL_NAME, "quadrant": "all", "format": "recovery", "base_model": base_model})
+    mlflow.set_tag("registered_model", f"models:/{ADAPTER_MODEL}/{version}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(RecoveryConfig, argv, __doc__)
     with start_phase(PHASE, config) as run, tempfile.TemporaryDirectory() as tmp:
         label_run_id, records, base_model = labeled_inputs(config.label_run, config.student)
         shop = Shop.load(config.data_dir or None)
-        base = LMPolicy.from_pretrained(base_model, device="cpu")  # renders prompts as the model was trained
-        examples, counts = export_recovery(records, shop, config, render=base.prompt)
-        write_jsonl(Path(tmp) / "recovery_trajectories.jsonl", examples)
-        mlflow.log_artifact(str(Path(tmp) / "recovery_trajectories.jsonl"))
         adapter = Path(tmp) / "adapter"
-        metrics = train_lora(base_model, [(e.prompt, e.completion) for e in examples], adapter, config.sft_settings(),
-                             device=config.device or None)
-        log_series("train_loss", metrics["losses"])
-        log_metrics({**counts, "final_train_loss": metrics["train_loss"], "train_seconds": metrics["seconds"]})
-        record_adapter_base(adapter, base_model)
-        mlflow.log_artifacts(str(adapter), "adapter")
-        version = register_folder(ADAPTER_MODEL, run.info.run_id, "adapter", tags={
-            "kind": "recovery", "cell": MODEL_NAME, "quadrant": "all", "format": "recovery", "base_model": base_model})
-        mlflow.set_tag("registered_model", f"models:/{ADAPTER_MODEL}/{version}")
-
-        sets = build_eval_sets(shop, labeled=records, rollouts=label_run_rollouts(label_run_id), config=config)
         models = {name: PolicySpec(base_model, config.temperature, adapter=folder, device=config.device or None)
                   for name, folder in (("base", None), (MODEL_NAME, str(adapter)))}
+        # the executor first: a cluster that cannot hold the actors fails the run before any training
         with make_executor(config, EpisodeSetup(ShopSpec.of(config.data_dir)), policies=list(models.values()),
                            local=lambda: EpisodeWorld(shop)) as executor:
+            train_and_register(config, records, shop, base_model, adapter, run.info.run_id, Path(tmp))
+            sets = build_eval_sets(shop, labeled=records, rollouts=label_run_rollouts(label_run_id), config=config)
             rows = [row for name, spec in models.items()
                     for row in evaluate_policy(shop, spec, sets, config, name=name, executor=executor)]
         log_metrics({"executor.workers": executor.workers, "executor.retries": executor.retries})
@@ -90,5 +97,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    main()
+    run_cli(main)

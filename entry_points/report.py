@@ -28,6 +28,7 @@ from entry_points.common import (
     log_metrics,
     parse_config,
     resolve_upstream,
+    run_cli,
     start_phase,
 )
 from teachable.records import LabeledSnapshot, read_jsonl
@@ -98,5 +99,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    main()
+    run_cli(main)

@@ -24,13 +24,13 @@ from collections.abc import Mapping, Sequence
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import CODE_VERSION_TAG, PHASE_TAG, config_params, parse_config
+from entry_points.common import CODE_VERSION_TAG, PHASE_TAG, PhaseError, config_params, parse_config
 
 PIPELINE_UPSTREAM_TAG = "teachable.pipeline.upstream"
 log = logging.getLogger(__name__)
 
 
-class PhaseParameterError(ValueError):
+class PhaseParameterError(PhaseError, ValueError):
     """The parameters given to a phase do not make a valid config."""
 
 

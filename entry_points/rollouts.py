@@ -10,14 +10,13 @@ episodes run in chunks on Ray actors (`executor.retries`: chunks retried after a
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import mlflow
 
-from entry_points.common import log_metrics, parse_config, resolve_model, start_phase
+from entry_points.common import log_metrics, parse_config, resolve_model, run_cli, start_phase
 from teachable.executor import PolicySpec, ShopSpec, make_executor
 from teachable.policy.factory import BUILTIN_POLICIES
 from teachable.records import write_jsonl
@@ -54,5 +53,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    main()
+    run_cli(main)

@@ -39,6 +39,7 @@ from entry_points.common import (
     labeled_inputs,
     log_metrics,
     parse_config,
+    run_cli,
     start_phase,
     work_file,
 )
@@ -268,5 +269,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    main()
+    run_cli(main)

@@ -10,14 +10,20 @@ of `teachable-student` (tagged with its base model and held-out success).
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import mlflow
 
-from entry_points.common import log_metrics, log_series, parse_config, register_folder, start_phase
+from entry_points.common import (
+    log_metrics,
+    log_series,
+    parse_config,
+    register_folder,
+    run_cli,
+    start_phase,
+)
 from teachable.student import StudentConfig, train_student
 from webshop_env.env import Shop
 
@@ -44,5 +50,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    main()
+    run_cli(main)

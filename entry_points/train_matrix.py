@@ -26,6 +26,7 @@ from entry_points.common import (
     log_metrics,
     parse_config,
     register_folder,
+    run_cli,
     start_phase,
     work_file,
 )
@@ -110,5 +111,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    main()
+    run_cli(main)

@@ -164,12 +164,24 @@ class _Worker:
         return fn(self.world, batch)
 
 
+class RayNotInstalledError(ImportError):
+    """executor=ray without Ray installed; the message says how to install it."""
+
+
+class ClusterTooSmallError(ValueError):
+    """More Ray actors asked for than the cluster can hold; the message gives its size."""
+
+
+class ActorStartTimeoutError(TimeoutError):
+    """Ray actors not up within the start timeout; the message gives the free resources."""
+
+
 def import_ray() -> Any:
     """The `ray` module, or an ImportError saying how to install it."""
     try:
         import ray
     except ImportError as e:
-        raise ImportError(RAY_INSTALL_HINT) from e
+        raise RayNotInstalledError(RAY_INSTALL_HINT) from e
     return ray
 
 
@@ -195,9 +207,9 @@ class RayExecutor:
             makes its actor's process exit. Only settable from Python.
 
     Raises:
-        ImportError: Ray is not installed (the message says how to install it).
-        ValueError: more workers than the cluster can hold (the message gives the cluster's size).
-        TimeoutError: the actors were not all up within `start_timeout_s`.
+        RayNotInstalledError: Ray is not installed (the message says how to install it).
+        ClusterTooSmallError: more workers than the cluster can hold (the message gives its size).
+        ActorStartTimeoutError: the actors were not all up within `start_timeout_s`.
     """
 
     def __init__(self, setup: Callable[[], Any], *, address: str = "", workers: int = 0,
@@ -223,7 +235,7 @@ class RayExecutor:
             what = f"{gpus_total:g} GPUs at {gpus:g} per actor" if use_gpu else f"{cpus} CPUs"
             fix = (f"ask for at most {fits}, or add nodes to the cluster" if fits else
                    "add nodes with GPUs to the cluster, or run the policy on the CPU (device=cpu)")
-            raise ValueError(f"ray_workers={self.workers} actors do not fit the Ray cluster ({what}); {fix}.")
+            raise ClusterTooSmallError(f"ray_workers={self.workers} actors do not fit the Ray cluster ({what}); {fix}.")
         self._actor_class = ray.remote(num_cpus=1, num_gpus=gpus if use_gpu else 0, max_restarts=0)(_Worker)
         self._setup = setup
         self.max_retries = max_retries
@@ -245,7 +257,7 @@ class RayExecutor:
         if pending:
             free = self._ray.available_resources()
             self.close()
-            raise TimeoutError(
+            raise ActorStartTimeoutError(
                 f"{len(pending)} of {len(refs)} Ray actors ({self._needs} each) were not up after "
                 f"{self.start_timeout_s:g} s; the cluster has {free.get('CPU', 0):g} CPUs and {free.get('GPU', 0):g} "
                 "GPUs free. Other jobs may hold its resources: ask for fewer ray_workers, wait for them, or "

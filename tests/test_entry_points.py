@@ -231,3 +231,21 @@ def test_log_metrics_leaves_out_nan_and_non_numbers(mlflow_store: str) -> None:
     with mlflow.start_run() as run:
         common.log_metrics({"spearman": float("nan"), "n": 3, "ok": True, "gain": 0.25, "name": "x"})  # type: ignore[dict-item]
     assert MlflowClient().get_run(run.info.run_id).data.metrics == {"n": 3.0, "ok": 1.0, "gain": 0.25}
+
+
+def test_a_command_reports_bad_input_without_a_traceback(mlflow_store: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(common.__file__).resolve().parent.parent
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store, "HF_HUB_OFFLINE": "1"}
+    bad = subprocess.run([sys.executable, "-m", "entry_points.micro_train", "--label_run", "abc"], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2, bad.stderr
+    assert "micro_train: error: label_run='abc': expected 'latest', a 32-character run id" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    run = MlflowClient().search_runs([mlflow.get_experiment_by_name("teachable").experiment_id])[0]
+    assert run.info.status == "FAILED"  # the run shows the failure too
+    # the errors of a bug are not among them: those keep their traceback
+    assert common.user_errors() and not issubclass(TypeError, common.user_errors())
