@@ -21,6 +21,7 @@ module's `encode_prompts` / `encode_completions`, supervision).
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import logging
@@ -90,6 +91,11 @@ def parse_query(generated: str) -> str:
     if not match:
         return ""
     return " ".join("".join(ch if ch.isprintable() and ch != "[" else " " for ch in match.group(1)).split())
+
+
+def _context_key(prompt: str, actions: Sequence[str]) -> bytes:
+    """A 16-byte digest of a prompt and its valid actions: the memo holds digests, not prompts."""
+    return hashlib.blake2b("\x00".join((prompt, *actions)).encode(), digest_size=16).digest()
 
 
 class LMPolicy:
@@ -164,7 +170,7 @@ class LMPolicy:
                              f"{attention!r}; pass candidate_layout='expand'.")
         self.candidate_layout = candidate_layout
         self._warned_long = False
-        self._memo: dict[tuple[str, tuple[str, ...]], dict[str, float]] | None = None
+        self._memo: dict[bytes, dict[str, float]] | None = None
         self._memo_limit = 0
 
     @classmethod
@@ -288,11 +294,11 @@ class LMPolicy:
             order of `valid_actions` (empty for a context without valid actions).
         """
         prompts = [self.prompt(ctx) for ctx in contexts]
-        keys = [(p, tuple(ctx.valid_actions)) for p, ctx in zip(prompts, contexts, strict=True)]
+        keys = [_context_key(p, ctx.valid_actions) for p, ctx in zip(prompts, contexts, strict=True)]
         memo = self._memo if self._memo is not None else {}
         if self._memo is not None and len(memo) > self._memo_limit:
             memo.clear()
-        todo: dict[tuple[str, tuple[str, ...]], int] = {}
+        todo: dict[bytes, int] = {}
         for i, key in enumerate(keys):
             if key not in memo:
                 todo.setdefault(key, i)
