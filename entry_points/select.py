@@ -7,8 +7,8 @@ For every K and method (random per seed, entropy, predictor, oracle; see `teacha
 the K snapshots are taught with the same LoRA recipe as the training matrix and evaluated with
 the evaluation suite against the base student (failure states, retention, held-out goals; the
 same items and seeds for every model). One nested run per (method, K, seed). Logs
-`selection_summary.csv` (method, K, seed, failure_gain, retention_change, heldout_gain,
-n_examples), `selection_<method>.csv` (the selected snapshot ids), `eval_summary.csv`, metrics
+`selection_summary.csv` (method, K, seed, failure_gain, retention_change, heldout_gain, each with
+`_low` / `_high`, the ends of its paired bootstrap interval over items, and n_examples), `selection_<method>.csv` (the selected snapshot ids), `eval_summary.csv`, metrics
 `<method>.failure_gain.K<k>` (random: the mean over seeds), `pool_size`,
 `pool_excluded_predictor_train` (snapshots kept out because the predictor was trained on them,
 when it was trained on the same label run) and, when the reporting module is
@@ -131,10 +131,12 @@ def evaluate_rows(shop: Shop, base_model: str, sets: Any, config: SelectConfig, 
 
 
 def gains_of(base_rows: list[dict[str, Any]], rows: list[dict[str, Any]], config: SelectConfig) -> dict[str, float]:
-    """failure_gain, retention_change and heldout_gain (NaN for a skipped set) of one cell vs the base."""
+    """failure_gain, retention_change and heldout_gain of one cell vs the base, each with the ends of
+    its paired bootstrap interval (`<gain>_low`, `<gain>_high`; NaN for a skipped set)."""
     summary = summarize_eval(base_rows + rows, config)
-    gains = {g["set"]: g["success_gain"] for g in gains_vs_base(summary, BASE, rows=base_rows + rows, config=config)}
-    return {column: float(gains.get(s, math.nan)) for s, column in GAIN_COLUMNS.items()}
+    gains = {g["set"]: g for g in gains_vs_base(summary, BASE, rows=base_rows + rows, config=config)}
+    return {f"{column}{end}": float(gains[s][f"success_gain{end}"]) if s in gains else math.nan
+            for s, column in GAIN_COLUMNS.items() for end in ("", "_low", "_high")}
 
 
 def train_cell(cell: tuple[str, int, int | None], selected: list[LabeledSnapshot], base: LMPolicy, base_model: str,
@@ -187,7 +189,9 @@ def run_cells(config: SelectConfig, pool: list[LabeledSnapshot], scores: dict[st
 
 def summary_frame(entries: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """`selection_summary.csv`'s frame: one row per (method, K, seed), seed empty when deterministic."""
-    frame = pd.DataFrame([{c: e[c] for c in SUMMARY_COLUMNS} for e in entries], columns=list(SUMMARY_COLUMNS))
+    # .get: a cell finished by an earlier version has no interval columns
+    frame = pd.DataFrame([{c: e.get(c, math.nan) for c in SUMMARY_COLUMNS} for e in entries],
+                         columns=list(SUMMARY_COLUMNS))
     frame["seed"] = frame["seed"].astype("Int64")
     return frame
 

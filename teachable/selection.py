@@ -41,7 +41,9 @@ from teachable.supervision.examples import routed_format
 from teachable.training.sft import LoraRecipe
 
 METHODS: tuple[str, ...] = ("random", "entropy", "predictor", "oracle")
-SUMMARY_COLUMNS: tuple[str, ...] = ("method", "K", "seed", "failure_gain", "retention_change", "heldout_gain",
+GAINS: tuple[str, ...] = ("failure_gain", "retention_change", "heldout_gain")
+# each gain with the low and high ends of its paired bootstrap interval over the set's items
+SUMMARY_COLUMNS: tuple[str, ...] = ("method", "K", "seed", *(f"{g}{end}" for g in GAINS for end in ("", "_low", "_high")),
                                     "n_examples")
 
 

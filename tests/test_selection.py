@@ -146,6 +146,9 @@ def test_select_end_to_end(synthetic_label_run: dict, small_data_dir: Path) -> N
     assert summary.loc[summary.method == "random", "seed"].eq(0).all()
     assert summary.loc[summary.method != "random", "seed"].isna().all()
     assert summary.retention_change.isna().all() and summary.failure_gain.notna().all()
+    for gain in ("failure_gain", "heldout_gain"):  # each gain inside its own interval
+        assert (summary[f"{gain}_low"] <= summary[gain]).all() and (summary[gain] <= summary[f"{gain}_high"]).all()
+    assert summary.retention_change_low.isna().all()
     assert (summary.n_examples == summary.K).all()
     assert "oracle.failure_gain.K2" in run.data.metrics
     assert {"eval_summary.csv", "selection_frontier.png", "selection_gain_vs_k.png"} <= {p.name for p in local.iterdir()}
