@@ -8,7 +8,11 @@ the K snapshots are taught with the same LoRA recipe as the training matrix and 
 the evaluation suite against the base student (failure states, retention, held-out goals; the
 same items and seeds for every model). One nested run per (method, K, seed). Logs
 `selection_summary.csv` (method, K, seed, failure_gain, retention_change, heldout_gain, each with
-`_low` / `_high`, the ends of its paired bootstrap interval over items, and n_examples), `selection_<method>.csv` (the selected snapshot ids), `eval_summary.csv`, metrics
+`_low` / `_high`, the ends of its paired bootstrap interval over items, and n_examples),
+`selection_comparisons.csv` (H7 head to head: at each K, predictor vs random and entropy, entropy
+vs random, oracle vs random and predictor: the difference in item-level success on each set with
+a paired bootstrap interval; random averaged over its seeds per item; metrics
+`h7.<method>_vs_<versus>.<set>.K<k>`), `selection_<method>.csv` (the selected snapshot ids), `eval_summary.csv`, metrics
 `<method>.failure_gain.K<k>` (random: the mean over seeds), `pool_size`,
 `pool_excluded_predictor_train` (snapshots kept out because the predictor was trained on them,
 when it was trained on the same label run) and, when the reporting module is
@@ -61,11 +65,13 @@ from teachable.records import LabeledSnapshot
 from teachable.reporting.selection import frontier_figure, gain_vs_k_figure
 from teachable.rollouts import EpisodeSetup, EpisodeWorld
 from teachable.selection import (
+    COMPARISON_COLUMNS,
     METHODS,
     SUMMARY_COLUMNS,
     SelectConfig,
     cell_name,
     check_budgets,
+    method_comparisons,
     select,
     selection_examples,
     selection_pool,
@@ -222,6 +228,11 @@ def summary_metrics(frame: pd.DataFrame) -> dict[str, float]:
     return metrics
 
 
+def comparison_metrics(comparisons: pd.DataFrame) -> dict[str, float]:
+    """`h7.<method>_vs_<versus>.<set>.K<k>`: the difference in item-level success."""
+    return {f"h7.{r.method}_vs_{r.versus}.{r.set}.K{r.K}": float(r.success_diff) for r in comparisons.itertuples()}
+
+
 def log_figures(frame: pd.DataFrame) -> None:
     """The H7 figures: the reliability-vs-retention frontier and the gains against the budget K."""
     mlflow.log_figure(frontier_figure(frame), "selection_frontier.png")
@@ -258,14 +269,18 @@ def main(argv: Sequence[str] | None = None) -> None:
             entries, base_rows = run_cells(config, pool, scores, base_model, shop, sets, work, executor)
         log_metrics({"executor.workers": executor.workers, "executor.retries": executor.retries})
         frame = summary_frame(entries)
-        log_metrics({**summary_metrics(frame), "pool_size": len(pool), "failure_eval_size": len(sets.failures),
-                     "pool_excluded_predictor_train": n_fitted})
+        cell_rows = [r for e in entries for r in e["rows"]]
+        comparisons = pd.DataFrame(method_comparisons(cell_rows, config.cells(), config),
+                                   columns=list(COMPARISON_COLUMNS))
+        log_metrics({**summary_metrics(frame), **comparison_metrics(comparisons), "pool_size": len(pool),
+                     "failure_eval_size": len(sets.failures), "pool_excluded_predictor_train": n_fitted})
         mlflow.set_tag("base_model", base_model)
         with tempfile.TemporaryDirectory() as tmp:
             frame.to_csv(Path(tmp) / "selection_summary.csv", index=False)
+            comparisons.to_csv(Path(tmp) / "selection_comparisons.csv", index=False)
             for method, selection in selection_frames(entries).items():
                 selection.to_csv(Path(tmp) / f"selection_{method}.csv", index=False)
-            rows = base_rows + [r for e in entries for r in e["rows"]]
+            rows = base_rows + cell_rows
             summary = summarize_eval(rows, config)
             write_eval_csvs(rows, summary, tmp, gains=gains_vs_base(summary, BASE, rows=rows, config=config))
             mlflow.log_artifacts(tmp)

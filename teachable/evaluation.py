@@ -215,7 +215,7 @@ def evaluate_policy(shop: Shop | None, policy: Policy | PolicySpec, sets: EvalSe
     return [{k: row[k] for k in ROW_COLUMNS} for row in rows]
 
 
-def _item_means(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
+def item_means(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
     """(model, set) -> item -> {success, score, quadrant}: the mean over the item's episodes."""
     acc: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
@@ -244,7 +244,7 @@ def summarize_eval(rows: Sequence[dict[str, Any]], config: EvalConfig) -> list[d
     for r in rows:
         n_episodes[(r["model"], r["set"])] += 1
     out = []
-    for (model, name), items in _item_means(rows).items():
+    for (model, name), items in item_means(rows).items():
         row: dict[str, Any] = {"model": model, "set": name, "n_items": len(items), "n_episodes": n_episodes[(model, name)]}
         for metric, label in (("success", "success_rate"), ("score", "mean_score")):
             est, low, high = bootstrap_interval([v[metric] for v in items.values()], n_boot=config.n_boot,
@@ -260,7 +260,7 @@ def summarize_eval(rows: Sequence[dict[str, Any]], config: EvalConfig) -> list[d
     return sorted(out, key=lambda r: (r["model"], order.get(r["set"], len(order)), r["set"]))
 
 
-def _mean_diff(a: np.ndarray, b: np.ndarray) -> float:
+def mean_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(a - b))
 
 
@@ -291,7 +291,7 @@ def gains_vs_base(summary: Sequence[dict[str, Any]], base_name: str, *, rows: Se
         models = sorted({r["model"] for r in summary})
         raise ValueError(f"base model {base_name!r} is not in the summary (models: {', '.join(models)}); "
                          "evaluate it alongside the others.")
-    items = _item_means(rows) if rows else {}
+    items = item_means(rows) if rows else {}
     out = []
     for r in summary:
         name = r["set"]
@@ -307,7 +307,7 @@ def gains_vs_base(summary: Sequence[dict[str, Any]], base_name: str, *, rows: Se
             if common:
                 x = [mine[i][metric] for i in common]
                 y = [theirs[i][metric] for i in common]
-                est, low, high = paired_bootstrap_interval(x, y, _mean_diff, n_boot=config.n_boot,
+                est, low, high = paired_bootstrap_interval(x, y, mean_diff, n_boot=config.n_boot,
                                                            confidence=config.confidence, seed=config.seed)
             else:
                 est, low, high = r[label] - base[name][label], math.nan, math.nan

@@ -26,13 +26,16 @@ trajectories, as the pool.
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from teachable.evaluation import EvalConfig
+from teachable.evaluation import EvalConfig, item_means, mean_diff
 from teachable.features import FeatureConfig
+from teachable.label.stats import paired_bootstrap_interval
 from teachable.predictor.metrics import top_k
 from teachable.predictor.split import trajectory_split
 from teachable.records import LabeledSnapshot
@@ -45,6 +48,14 @@ GAINS: tuple[str, ...] = ("failure_gain", "retention_change", "heldout_gain")
 # each gain with the low and high ends of its paired bootstrap interval over the set's items
 SUMMARY_COLUMNS: tuple[str, ...] = ("method", "K", "seed", *(f"{g}{end}" for g in GAINS for end in ("", "_low", "_high")),
                                     "n_examples")
+
+
+# H7's head-to-head tests: (method, the method it is compared with)
+COMPARISONS: tuple[tuple[str, str], ...] = (("predictor", "random"), ("predictor", "entropy"), ("entropy", "random"),
+                                            ("oracle", "random"), ("oracle", "predictor"))
+EVAL_SETS: tuple[str, ...] = ("failures", "retention", "heldout")
+COMPARISON_COLUMNS: tuple[str, ...] = ("K", "method", "versus", "set", "n_items", "success_diff", "success_diff_low",
+                                       "success_diff_high")
 
 
 class BudgetError(ValueError):
@@ -209,3 +220,49 @@ def select(pool: Sequence[LabeledSnapshot], method: str, k: int, *, seed: int | 
 def selection_examples(selected: Sequence[LabeledSnapshot]) -> list[tuple[LabeledSnapshot, str]]:
     """Each selected snapshot once, in its routed format (DEMO for route `none`)."""
     return [(r, routed_format(r)) for r in selected]
+
+
+def method_comparisons(rows: Sequence[dict[str, Any]], cells: Sequence[tuple[str, int, int | None]],
+                       config: EvalConfig) -> list[dict[str, Any]]:
+    """H7 head to head: at each budget K, each pair of `COMPARISONS` that both ran, and each
+    evaluation set, the difference in item-level success (method minus versus) with a paired
+    bootstrap interval over the items both played (`config.n_boot`, `confidence`, `seed`).
+
+    Args:
+        rows: the per-episode evaluation rows of the cells (`model` is the cell's name).
+        cells: the (method, K, seed) cells that ran; a method with several seeds (random) is
+            averaged over its seeds per item first.
+        config: the interval settings.
+
+    Returns:
+        Rows with the `COMPARISON_COLUMNS`.
+    """
+    items = item_means(rows)
+    names: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for method, k, seed in cells:
+        names[(method, k)].append(cell_name(method, k, seed))
+    out = []
+    for k in sorted({k for _, k, _ in cells}):
+        for method, versus in COMPARISONS:
+            if (method, k) not in names or (versus, k) not in names:
+                continue
+            for set_name in EVAL_SETS:
+                mine = _seed_mean(items, names[(method, k)], set_name)
+                theirs = _seed_mean(items, names[(versus, k)], set_name)
+                common = sorted(set(mine) & set(theirs))
+                if not common:
+                    continue
+                est, low, high = paired_bootstrap_interval(
+                    [mine[i] for i in common], [theirs[i] for i in common], mean_diff, n_boot=config.n_boot,
+                    confidence=config.confidence, seed=config.seed)
+                out.append(dict(zip(COMPARISON_COLUMNS, (k, method, versus, set_name, len(common), est, low, high),
+                                    strict=True)))
+    return out
+
+
+def _seed_mean(items: Mapping[tuple[str, str], Mapping[str, Mapping[str, float]]], models: Sequence[str],
+               set_name: str) -> dict[str, float]:
+    """Item -> success averaged over `models` (the seeds of one method), on the items all of them played."""
+    per = [items.get((m, set_name), {}) for m in models]
+    common = set.intersection(*(set(p) for p in per)) if per else set()
+    return {i: float(np.mean([p[i]["success"] for p in per])) for i in common}

@@ -13,11 +13,13 @@ from mlflow.tracking import MlflowClient
 
 from teachable.records import LabeledSnapshot
 from teachable.selection import (
+    COMPARISON_COLUMNS,
     METHODS,
     SUMMARY_COLUMNS,
     BudgetError,
     SelectConfig,
     check_budgets,
+    method_comparisons,
     select,
     selection_examples,
     selection_pool,
@@ -151,6 +153,13 @@ def test_select_end_to_end(synthetic_label_run: dict, small_data_dir: Path) -> N
     assert summary.retention_change_low.isna().all()
     assert (summary.n_examples == summary.K).all()
     assert "oracle.failure_gain.K2" in run.data.metrics
+    comparisons = pd.read_csv(local / "selection_comparisons.csv")
+    assert list(comparisons.columns) == list(COMPARISON_COLUMNS)
+    assert {("predictor", "random"), ("predictor", "entropy"), ("entropy", "random"), ("oracle", "random"),
+            ("oracle", "predictor")} == set(zip(comparisons.method, comparisons.versus, strict=True))
+    assert set(comparisons.K) == {2, 4} and set(comparisons.set) == {"failures", "heldout"}  # retention skipped
+    assert (comparisons.success_diff_low <= comparisons.success_diff).all()
+    assert "h7.predictor_vs_random.failures.K2" in run.data.metrics
     assert {"eval_summary.csv", "selection_frontier.png", "selection_gain_vs_k.png"} <= {p.name for p in local.iterdir()}
 
     # the predictor was trained on this label run: its training snapshots stay out of the pool
@@ -180,3 +189,23 @@ def test_select_end_to_end(synthetic_label_run: dict, small_data_dir: Path) -> N
     reused = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=again.info.run_id,
                                                              artifact_path="selection_summary.csv"))
     pd.testing.assert_frame_equal(reused, summary)
+
+
+def test_method_comparisons_pair_items_and_average_seeds() -> None:
+    def rows(model: str, successes: dict[str, int], set_name: str = "failures") -> list[dict]:
+        return [{"model": model, "set": set_name, "item": item, "success": ok, "reward": float(ok), "quadrant": None}
+                for item, ok in successes.items()]
+
+    cells = [("random", 2, 0), ("random", 2, 1), ("predictor", 2, None), ("oracle", 2, None)]
+    data = (rows("random_K2_seed0", {"a": 0, "b": 0, "c": 0}) + rows("random_K2_seed1", {"a": 1, "b": 1, "c": 0})
+            + rows("predictor_K2", {"a": 1, "b": 1, "c": 1, "d": 1})  # d: random never played it, not paired
+            + rows("oracle_K2", {"a": 0, "b": 0, "c": 0}) + rows("predictor_K2", {"x": 1}, "heldout"))
+    out = {(r["method"], r["versus"], r["set"]): r for r in method_comparisons(data, cells, SelectConfig(n_boot=200))}
+    assert set(out) == {("predictor", "random", "failures"), ("oracle", "random", "failures"),
+                        ("oracle", "predictor", "failures")}  # no entropy cell, no heldout rows for random
+    vs_random = out["predictor", "random", "failures"]
+    assert list(vs_random) == list(COMPARISON_COLUMNS) and vs_random["n_items"] == 3
+    assert vs_random["success_diff"] == pytest.approx((0.5 + 0.5 + 1.0) / 3)  # random: the mean of its 2 seeds
+    assert vs_random["success_diff_low"] <= vs_random["success_diff"] <= vs_random["success_diff_high"] <= 1.0
+    oracle = out["oracle", "predictor", "failures"]
+    assert oracle["success_diff"] == oracle["success_diff_low"] == oracle["success_diff_high"] == -1.0
