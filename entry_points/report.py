@@ -85,6 +85,10 @@ def gather_inputs(config: ReportConfig) -> ReportInputs:
         inputs.ranking_curves = _csv(run_id, "ranking_curves.csv", "train_predictor")
     if run_id := runs["select"]:
         inputs.selection_summary = _csv(run_id, "selection_summary.csv", "select")
+        try:
+            inputs.selection_comparisons = _csv(run_id, "selection_comparisons.csv", "select")
+        except UpstreamError:
+            log.info("select run %s has no selection_comparisons.csv (an earlier version); left out", run_id)
     return inputs
 
 

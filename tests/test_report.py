@@ -221,3 +221,19 @@ def test_training_summary_json_round_trip(tmp_path: Path) -> None:
     table = matrix_table(json.loads(json.dumps(summary)))
     assert table["quadrant"].tolist() == ["Q1_highU_highL", "all"] and table["format"].tolist() == ["demo", "mixed"]
     assert table["status"].tolist() == ["finished", "failed"] and table["train_loss"].iloc[0] == 1.5
+
+
+def test_comparison_table_puts_each_set_in_a_column() -> None:
+    from teachable.reporting.selection import comparison_table
+
+    rows = [(k, "predictor", "random", s, 30, 0.01 * k, -0.02, 0.04) for k in (8, 16) for s in ("failures", "heldout")]
+    rows.append((8, "oracle", "random", "failures", 30, 0.1, 0.05, 0.15))
+    frame = pd.DataFrame(rows, columns=["K", "method", "versus", "set", "n_items", "success_diff", "success_diff_low",
+                                        "success_diff_high"])
+    table = comparison_table(frame)
+    assert list(table.columns) == ["K", "method", "versus", "failures (diff [95% CI])", "heldout (diff [95% CI])"]
+    assert table[["K", "method"]].values.tolist() == [[8, "predictor"], [8, "oracle"], [16, "predictor"]]
+    assert table.iloc[0]["failures (diff [95% CI])"] == "0.080 [-0.020, 0.040]"
+    assert pd.isna(table.iloc[1]["heldout (diff [95% CI])"])  # oracle vs random ran on the failure states only
+    with pytest.raises(ValueError, match="selection_comparisons.csv"):
+        comparison_table(frame.drop(columns="versus"))

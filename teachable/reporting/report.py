@@ -29,7 +29,12 @@ from teachable.records import LabeledSnapshot
 from teachable.reporting.evaluation import eval_table, gain_heatmap, matrix_table, parse_cell
 from teachable.reporting.labels import elp_by_quadrant, elp_figure, quadrant_scatter
 from teachable.reporting.predictor import predictor_table, ranking_curves_figure
-from teachable.reporting.selection import frontier_figure, gain_vs_k_figure, selection_table
+from teachable.reporting.selection import (
+    comparison_table,
+    frontier_figure,
+    gain_vs_k_figure,
+    selection_table,
+)
 from teachable.reporting.tables import TABLE_FORMATS, write_table
 
 log = logging.getLogger(__name__)
@@ -80,6 +85,7 @@ class ReportInputs:
         recovery_summary: the recovery run's `eval_summary.csv` (base and recovery adapter).
         predictor_metrics, ranking_curves: the train_predictor run's CSVs.
         selection_summary: the select run's `selection_summary.csv`.
+        selection_comparisons: its `selection_comparisons.csv` (None from a run that has none).
     """
 
     labeled: Sequence[LabeledSnapshot] | None = None
@@ -91,6 +97,7 @@ class ReportInputs:
     predictor_metrics: pd.DataFrame | None = None
     ranking_curves: pd.DataFrame | None = None
     selection_summary: pd.DataFrame | None = None
+    selection_comparisons: pd.DataFrame | None = None
 
 
 @dataclass
@@ -152,6 +159,8 @@ def write_report(inputs: ReportInputs, out_dir: str | Path, *, figure_formats: S
         figure("h7_frontier", frontier_figure(inputs.selection_summary))
         figure("h7_gain_vs_k", gain_vs_k_figure(inputs.selection_summary))
         table("selection_summary", selection_table(inputs.selection_summary))
+        if inputs.selection_comparisons is not None and len(inputs.selection_comparisons):
+            table("selection_comparisons", comparison_table(inputs.selection_comparisons))
     else:
         result.skipped["selection"] = "no select run (H7 frontier, gain vs K, selection summary)"
     for what, why in result.skipped.items():

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from teachable.reporting.tables import require_columns  # noqa: E402
+from teachable.reporting.tables import format_value, require_columns  # noqa: E402
 
 SUMMARY_COLUMNS: tuple[str, ...] = ("method", "K", "seed", "failure_gain", "retention_change", "heldout_gain",
                                     "n_examples")
@@ -59,6 +59,24 @@ def aggregate_selection(summary: pd.DataFrame) -> pd.DataFrame:
 def selection_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary table of the report (same as `aggregate_selection`)."""
     return aggregate_selection(summary)
+
+
+COMPARISON_INPUT = ("K", "method", "versus", "set", "n_items", "success_diff", "success_diff_low", "success_diff_high")
+
+
+def comparison_table(comparisons: pd.DataFrame) -> pd.DataFrame:
+    """H7 head to head (`selection_comparisons.csv` of select): one row per (K, method, versus), a
+    column per evaluation set holding the success difference and its interval as text."""
+    require_columns(comparisons, COMPARISON_INPUT, "the selection comparisons (selection_comparisons.csv of select)")
+    frame = comparisons.assign(cell=[
+        f"{format_value(r.success_diff)} [{format_value(r.success_diff_low)}, {format_value(r.success_diff_high)}]"
+        for r in comparisons.itertuples()])
+    wide = frame.pivot_table(index=["K", "method", "versus"], columns="set", values="cell", aggfunc="first", sort=False)
+    wide.columns = [f"{c} (diff [95% CI])" for c in wide.columns]
+    pairs = list(dict.fromkeys(zip(comparisons["method"], comparisons["versus"], strict=True)))
+    wide = wide.reset_index()
+    order = sorted(range(len(wide)), key=lambda i: (wide.at[i, "K"], pairs.index((wide.at[i, "method"], wide.at[i, "versus"]))))
+    return wide.iloc[order].reset_index(drop=True)
 
 
 def frontier_figure(summary: pd.DataFrame, title: str = "H7: reliability vs retention"):
