@@ -237,3 +237,23 @@ def test_comparison_table_puts_each_set_in_a_column() -> None:
     assert pd.isna(table.iloc[1]["heldout (diff [95% CI])"])  # oracle vs random ran on the failure states only
     with pytest.raises(ValueError, match="selection_comparisons.csv"):
         comparison_table(frame.drop(columns="versus"))
+
+
+def test_single_selections_get_their_bootstrap_intervals_as_error_bars(tmp_path: Path) -> None:
+    from teachable.reporting.selection import _error
+
+    summary = selection_summary()
+    for col in ("failure_gain", "retention_change", "heldout_gain"):
+        summary[f"{col}_low"], summary[f"{col}_high"] = summary[col] - 0.02, summary[col] + 0.05
+    agg = aggregate_selection(summary)
+    oracle = agg[(agg.method == "oracle") & (agg.K == 4)].iloc[0]
+    assert oracle["failure_gain_low"] == pytest.approx(0.15 - 0.02) and oracle["failure_gain_high"] == pytest.approx(0.2)
+    assert agg[agg.method == "random"]["failure_gain_low"].isna().all()  # seeds: the sd, not one interval
+    bars = _error(agg[agg.method == "oracle"], "failure_gain")
+    assert bars.shape == (2, 2) and np.allclose(bars, [[0.02, 0.02], [0.05, 0.05]])  # below, above: asymmetric
+    assert np.allclose(_error(agg[agg.method == "random"], "failure_gain"), agg[agg.method == "random"]["failure_gain_sd"])
+    assert _error(aggregate_selection(selection_summary()).query("method == 'oracle'"), "failure_gain") is None
+    for fig in (frontier_figure(summary), gain_vs_k_figure(summary)):
+        labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert "oracle (95% CI over items)" in labels and "random (mean ± sd over 3 seeds)" in labels
+        fig.savefig(tmp_path / "h7.png")

@@ -38,9 +38,11 @@ def aggregate_selection(summary: pd.DataFrame) -> pd.DataFrame:
     """One row per (method, K): `n_seeds`, the mean and sd of each gain, the mean `n_examples`.
 
     Returns:
-        Columns method, K, n_seeds, failure_gain, failure_gain_sd, retention_change,
-        retention_change_sd, heldout_gain, heldout_gain_sd, n_examples; methods in the order
-        random, entropy, predictor, oracle (others after), K ascending.
+        Columns method, K, n_seeds, and for each of failure_gain, retention_change and
+        heldout_gain its mean, `_sd` and, for a method with one selection whose summary has
+        them, the `_low` / `_high` ends of its bootstrap interval over items (else NaN); then
+        n_examples. Methods in the order random, entropy, predictor, oracle (others after), K
+        ascending.
     """
     require_columns(summary, SUMMARY_COLUMNS, "the selection summary (selection_summary.csv of select)")
     rows = []
@@ -50,6 +52,9 @@ def aggregate_selection(summary: pd.DataFrame) -> pd.DataFrame:
             values = part[col].astype(float).to_numpy()
             row[col] = float(np.mean(values))
             row[f"{col}_sd"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+            for end in ("_low", "_high"):  # a single selection's bootstrap interval over items, when logged
+                one = len(part) == 1 and f"{col}{end}" in part
+                row[f"{col}{end}"] = float(part[f"{col}{end}"].iloc[0]) if one else float("nan")
         row["n_examples"] = float(part["n_examples"].astype(float).mean())
         rows.append(row)
     rows.sort(key=lambda r: (_method_key(r["method"]), r["K"]))
@@ -79,11 +84,30 @@ def comparison_table(comparisons: pd.DataFrame) -> pd.DataFrame:
     return wide.iloc[order].reset_index(drop=True)
 
 
+def _error(part: pd.DataFrame, col: str) -> np.ndarray | pd.Series | None:
+    """Error bars of `col` for one method's points: one sd over seeds for several seeds, else the
+    bootstrap interval over items (asymmetric) where the summary has it, else none."""
+    if part["n_seeds"].max() > 1:
+        return part[f"{col}_sd"]
+    low, high = part[f"{col}_low"].to_numpy(float), part[f"{col}_high"].to_numpy(float)
+    if np.isnan(low).all() or np.isnan(high).all():
+        return None
+    value = part[col].to_numpy(float)
+    return np.nan_to_num(np.vstack([value - low, high - value]).clip(min=0.0))
+
+
+def _legend(method: str, part: pd.DataFrame) -> str:
+    if part["n_seeds"].max() > 1:
+        return f"{method} (mean ± sd over {int(part['n_seeds'].max())} seeds)"
+    return f"{method} (95% CI over items)" if _error(part, "failure_gain") is not None else method
+
+
 def frontier_figure(summary: pd.DataFrame, title: str = "H7: reliability vs retention"):
     """Gain on failure states (y) vs change on the retention set (x): one point per method and K.
 
     Random is drawn at its mean over seeds with error bars of one standard deviation across
-    seeds in both directions; each point is labelled with its K.
+    seeds in both directions; a method with one selection per K gets its bootstrap intervals
+    over items where the summary has them. Each point is labelled with its K.
     """
     agg = aggregate_selection(summary)
     fig, ax = plt.subplots(figsize=(6.5, 5))
@@ -92,12 +116,9 @@ def frontier_figure(summary: pd.DataFrame, title: str = "H7: reliability vs rete
     stacked: dict[tuple[float, float], int] = {}  # labels at one point are stacked, not overprinted
     for method, part in agg.groupby("method", sort=False):
         color, marker = METHOD_STYLE.get(method, ("tab:purple", "^"))
-        spread = part["n_seeds"].max() > 1
-        ax.errorbar(part["retention_change"], part["failure_gain"],
-                    xerr=part["retention_change_sd"] if spread else None,
-                    yerr=part["failure_gain_sd"] if spread else None,
-                    fmt=marker, color=color, ms=8, capsize=3, lw=1,
-                    label=f"{method} (mean ± sd over {int(part['n_seeds'].max())} seeds)" if spread else method)
+        ax.errorbar(part["retention_change"], part["failure_gain"], xerr=_error(part, "retention_change"),
+                    yerr=_error(part, "failure_gain"), fmt=marker, color=color, ms=8, capsize=3, lw=1,
+                    label=_legend(method, part))
         for _, r in part.iterrows():
             point = (round(float(r["retention_change"]), 9), round(float(r["failure_gain"]), 9))
             row = stacked[point] = stacked.get(point, -1) + 1
@@ -113,7 +134,8 @@ def frontier_figure(summary: pd.DataFrame, title: str = "H7: reliability vs rete
 
 def gain_vs_k_figure(summary: pd.DataFrame):
     """Gain on failure states and change on the retention set against the budget K, one line per
-    method (random: mean with one standard deviation across seeds as error bars)."""
+    method (random: mean with one standard deviation across seeds as error bars; the others:
+    their bootstrap intervals over items, where the summary has them)."""
     agg = aggregate_selection(summary)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
     for ax, col, label in ((axes[0], "failure_gain", "gain in failure-state success"),
@@ -121,8 +143,8 @@ def gain_vs_k_figure(summary: pd.DataFrame):
         ax.axhline(0.0, color="k", lw=0.6)
         for method, part in agg.groupby("method", sort=False):
             color, marker = METHOD_STYLE.get(method, ("tab:purple", "^"))
-            ax.errorbar(part["K"], part[col], yerr=part[f"{col}_sd"] if part["n_seeds"].max() > 1 else None,
-                        marker=marker, color=color, capsize=3, label=method)
+            ax.errorbar(part["K"], part[col], yerr=_error(part, col), marker=marker, color=color, capsize=3,
+                        label=_legend(method, part))
         ax.set_xlabel("budget K (snapshots)")
         ax.set_ylabel(f"{label} (vs base)")
         ax.set_xticks(sorted(agg["K"].unique()))
