@@ -9,7 +9,8 @@ Labels are appended to a work file flushed per snapshot; started again with the 
 With `executor=ray` the snapshots' batches run on Ray actors (`ray_address=auto` for a running
 cluster, empty for a local one started here); this process alone writes the work file and logs
 the retried batches as `executor.retries`. Logs the label summary
-(quadrant / route / profile counts, means, rollouts spent and saved), the quadrant thresholds,
+(quadrant / route / profile counts, means, rollouts spent and saved, the student's contexts
+asked to score and actually scored), the quadrant thresholds,
 a U-vs-L_local scatter coloured by quadrant, a table of the labels, and the artifacts
 `labeled_snapshots.jsonl` and `label_summary.json`.
 """

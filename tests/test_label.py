@@ -169,9 +169,12 @@ def test_lm_labels_do_not_depend_on_the_batching(small_shop, snapshots, tiny_stu
     for snapshot_batch, branch_batch in ((6, 128), (4, 7), (1, 16)):
         config = LabelConfig(n_min=4, n_max=8, ci_halfwidth=0.3, rollout_batch=4,
                              snapshot_batch=snapshot_batch, branch_batch=branch_batch)
-        records, _ = label_snapshots(snapshots[:6], shop=small_shop, student=student, teacher=OfflineTeacher(small_shop),
-                                     config=config, work_file=tmp_path / f"{snapshot_batch}.jsonl", show_progress=False)
+        records, progress = label_snapshots(snapshots[:6], shop=small_shop, student=student,
+                                            teacher=OfflineTeacher(small_shop), config=config,
+                                            work_file=tmp_path / f"{snapshot_batch}.jsonl", show_progress=False)
         runs.append([r.to_dict() for r in records])
+        # the branches keep meeting contexts already scored in their batch: far fewer are scored than asked
+        assert 0 < progress.branch.contexts_scored < progress.branch.contexts_asked / 2
     assert len(runs[0]) == 6 and any(r["uncertainty"]["entropy"] > 0 for r in runs[0])
     assert runs[0] == runs[1] == runs[2]
 

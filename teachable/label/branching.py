@@ -47,11 +47,15 @@ class Branching:
 
 @dataclass
 class BranchStats:
-    """What a batch cost: episodes rolled out, and requests served by an identical episode."""
+    """What a batch cost: episodes rolled out, requests served by an identical episode, and the
+    student's contexts asked to score and actually scored (an LM student scores a context it has
+    met in the batch once)."""
 
     episodes: int = 0
     deduplicated: int = 0
     rounds: int = 0
+    contexts_asked: int = 0
+    contexts_scored: int = 0
 
 
 def snapshot_key(snapshot_id: str) -> int:
@@ -103,9 +107,16 @@ def run_branches(
         success_threshold: a branch succeeds when its reward reaches this.
         stats: accumulates episodes, deduplicated requests and rounds.
     """
+    stats = stats if stats is not None else BranchStats()
+    counts = getattr(student, "score_stats", None)
+    before = dict(counts) if counts is not None else {}
     with memoized(student):  # later rounds replay the same first steps: their scores are reused
-        return _run_branches(branchings, student, expert, shop, plan, seed, max_steps, batch_size, patch_scope,
-                             success_threshold, stats if stats is not None else BranchStats())
+        out = _run_branches(branchings, student, expert, shop, plan, seed, max_steps, batch_size, patch_scope,
+                            success_threshold, stats)
+    if counts is not None:
+        stats.contexts_asked += counts["asked"] - before["asked"]
+        stats.contexts_scored += counts["scored"] - before["scored"]
+    return out
 
 
 def _run_branches(branchings: Sequence[Branching], student: Policy, expert: Policy, shop, plan: AdaptivePlan,

@@ -115,7 +115,7 @@ class LabelProgress:
         """Add the counts of `other` (a batch's, e.g. from a worker) to these."""
         for name in ("labeled", "resumed", "skipped_unrestorable", "teacher_errors", "teacher_fallbacks"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name in ("episodes", "deduplicated", "rounds"):
+        for name in ("episodes", "deduplicated", "rounds", "contexts_asked", "contexts_scored"):
             setattr(self.branch, name, getattr(self.branch, name) + getattr(other.branch, name))
         self.skipped_ids += other.skipped_ids
 
@@ -352,7 +352,9 @@ def summarize_labels(records: Sequence[LabeledSnapshot], progress: LabelProgress
     out["teacher_errors"] = sum(r.teacher_error is not None for r in records)
     if progress is not None:
         out.update(skipped_unrestorable=progress.skipped_unrestorable, resumed=progress.resumed,
-                   episodes_rolled_out=progress.branch.episodes, rollouts_deduplicated=progress.branch.deduplicated)
+                   episodes_rolled_out=progress.branch.episodes, rollouts_deduplicated=progress.branch.deduplicated,
+                   student_contexts_asked=progress.branch.contexts_asked,
+                   student_contexts_scored=progress.branch.contexts_scored)
     return out
 
 

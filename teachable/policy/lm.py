@@ -172,6 +172,8 @@ class LMPolicy:
         self._warned_long = False
         self._memo: dict[bytes, dict[str, float]] | None = None
         self._memo_limit = 0
+        # contexts asked to score and contexts actually scored (the rest were identical or memoized)
+        self.score_stats = {"asked": 0, "scored": 0}
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, adapter: str | None = None, device: str | None = None,
@@ -307,6 +309,8 @@ class LMPolicy:
         first = list(todo.values())
         ids = dict(zip(first, self.encode_prompts([prompts[i] for i in first]), strict=True))
         order = sorted(first, key=lambda i: (len(ids[i]), prompts[i]))
+        self.score_stats["asked"] += len(contexts)
+        self.score_stats["scored"] += len(order)
         with torch.inference_mode():
             for chunk in self._chunks(order, [len(ids[i]) for i in order]):
                 scores = self._score_chunk([contexts[i] for i in chunk], [prompts[i] for i in chunk],
