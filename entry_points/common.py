@@ -54,6 +54,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
         ClusterTooSmallError,
         RayNotInstalledError,
     )
+    from teachable.policy.factory import ModelNotFoundError
     from teachable.policy.teacher.openai_teacher import TeacherError
     from teachable.predictor.models import FeatureSetError
     from teachable.records import RecordError
@@ -65,7 +66,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from webshop_env.state import StateError
 
     return (PhaseError, BudgetError, FeatureSetError, RecoveryError, EmptyCellError, SupervisionError, RecordError,
-            TeacherError, CatalogError, StateError, ClusterTooSmallError, ActorStartTimeoutError, RayNotInstalledError)
+            TeacherError, CatalogError, StateError, ModelNotFoundError, ClusterTooSmallError, ActorStartTimeoutError, RayNotInstalledError)
 
 
 def run_cli(main: Callable[[], Any]) -> None:

@@ -30,6 +30,7 @@ from entry_points.common import (
     register_folder,
     run_cli,
     start_phase,
+    work_file,
 )
 from entry_points.evaluate import log_results
 from entry_points.train_matrix import ADAPTER_MODEL
@@ -78,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     with start_phase(PHASE, config) as run, tempfile.TemporaryDirectory() as tmp:
         label_run_id, records, base_model = labeled_inputs(config.label_run, config.student)
         shop = Shop.load(config.data_dir or None)
-        adapter = Path(tmp) / "adapter"
+        # in the work folder, not a temporary one: Ray actors on other nodes read it when TEACHABLE_WORK_DIR is shared
+        adapter = work_file(PHASE, config, {"label": label_run_id, "student": base_model}, "adapter")
         models = {name: PolicySpec(base_model, config.temperature, adapter=folder, device=config.device or None)
                   for name, folder in (("base", None), (MODEL_NAME, str(adapter)))}
         # the executor first: a cluster that cannot hold the actors fails the run before any training

@@ -177,3 +177,13 @@ def test_an_lm_student_scores_each_distinct_context_once_per_call(small_shop, ti
     assert out[True] == out[False]  # reusing scores changes no action
     assert out[True, "asked"] == out[False, "asked"]
     assert out[True, "rows"] < out[False, "rows"] <= out[False, "asked"]
+
+
+def test_a_model_or_adapter_folder_that_is_not_here_is_named(small_shop, tiny_student, tmp_path) -> None:
+    from teachable.policy.factory import ModelNotFoundError, make_policy
+
+    with pytest.raises(ModelNotFoundError, match=r"the model folder '/no/such/model' is not on this machine .*shared"):
+        make_policy("/no/such/model", small_shop)
+    with pytest.raises(ModelNotFoundError, match="the adapter folder"):
+        make_policy(tiny_student, small_shop, adapter=str(tmp_path / "gone"))
+    assert make_policy(tiny_student, small_shop).name == "student"

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
 from typing import Any
 
 from teachable.policy.base import Policy, RandomPolicy
 from webshop_env.env import Shop
 
 BUILTIN_POLICIES = ("expert", "random")
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A model or adapter folder that is not on this machine; the message says what to do."""
 
 
 def make_policy(name_or_path: str, shop: Shop, *, temperature: float = 1.0, adapter: str | None = None,
@@ -22,6 +28,9 @@ def make_policy(name_or_path: str, shop: Shop, *, temperature: float = 1.0, adap
         adapter: a LoRA adapter folder for an LM policy.
         device: `cpu`, `cuda`, ... for an LM policy (default: CUDA when available).
         **settings: further `LMPolicy` settings (prompt format, batch size).
+
+    Raises:
+        ModelNotFoundError: a model or adapter folder that does not exist here.
     """
     if name_or_path == "expert":
         from teachable.policy.expert import ExpertPolicy
@@ -29,6 +38,13 @@ def make_policy(name_or_path: str, shop: Shop, *, temperature: float = 1.0, adap
         return ExpertPolicy(shop)
     if name_or_path == "random":
         return RandomPolicy()
+    from teachable.models import SMOLLM2_PRESET
     from teachable.policy.lm import LMPolicy
 
+    for what, path in (("model", None if name_or_path == SMOLLM2_PRESET else name_or_path), ("adapter", adapter)):
+        if path and not Path(path).is_dir():
+            raise ModelNotFoundError(
+                f"the {what} folder {path!r} is not on this machine ({socket.gethostname()}). On a Ray cluster of "
+                "several machines every node needs the model and adapter folders at the same paths: put them, "
+                "TEACHABLE_WORK_DIR and the MLflow artifact store on a shared filesystem.")
     return LMPolicy.from_pretrained(name_or_path, adapter=adapter, device=device, temperature=temperature, **settings)
