@@ -81,10 +81,10 @@ def by_workers(shop: Shop, student: LMPolicy, snaps, config: LabelConfig, worker
         student.save_pretrained(tmp)  # actors build the student from its folder; so does this process
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # as each actor (one CPU, one thread): the same arithmetic, so the same labels
-        local = run(PolicySpec(tmp).build(shop), snaps, config)
+        local = run(PolicySpec(tmp, batch_size=student.batch_size).build(shop), snaps, config)
         torch.set_num_threads(threads)
         rows = [("local (in-process, 1 thread)", 0.0, local)]
-        setup = LabelSetup(shop=ShopSpec.of(None), student=PolicySpec(tmp), config=config)
+        setup = LabelSetup(shop=ShopSpec.of(None), student=PolicySpec(tmp, batch_size=student.batch_size), config=config)
         for n in workers:
             start = time.perf_counter()
             with RayExecutor(setup, address=address, workers=n) as executor:

@@ -113,11 +113,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         shop = Shop.load(config.data_dir or None)
         sets = build_eval_sets(shop, labeled=labeled, rollouts=rollouts, config=config)
         device = config.device or None
-        models = {BASE: PolicySpec(base_model, config.temperature, device=device)}
+        models = {BASE: PolicySpec(base_model, config.temperature, device=device, batch_size=config.policy_batch)}
         for name, entry in cells.items():
             folder = entry.get("folder") or adapter_folder(entry["version"])
             check_adapter_base(folder, base_model)
-            models[name] = PolicySpec(base_model, config.temperature, adapter=folder, device=device)
+            models[name] = PolicySpec(base_model, config.temperature, adapter=folder, device=device,
+                                      batch_size=config.policy_batch)
         with make_executor(config, EpisodeSetup(ShopSpec.of(config.data_dir)), policies=list(models.values()),
                            local=lambda: EpisodeWorld(shop)) as executor:
             rows = [row for name, spec in models.items()

@@ -103,7 +103,7 @@ SIZES: dict[str, tuple[tuple[str, str], ...]] = {
     "recovery_min_l_upper": (("recovery", "min_l_upper"),),
     "recovery_max_snapshots": (("recovery", "max_snapshots"),),
 }
-GLOBAL_PARAMS = ("data_dir", "seed")  # given to every phase that has the parameter
+GLOBAL_PARAMS = ("data_dir", "seed", "policy_batch")  # given to every phase that has the parameter
 
 
 class PipelineError(PhaseError):
@@ -116,6 +116,7 @@ class PipelineConfig:
 
     data_dir: str = field(default="", metadata={"help": "folder with WebShop's files for every phase; empty: the embedded generated catalogue"})
     seed: int = field(default=0, metadata={"help": "seed given to every phase that has one"})
+    policy_batch: int = field(default=0, metadata={"help": "contexts an LM policy scores per forward pass, in every phase that rolls out (0: its default, 16; on a GPU raise it, e.g. 128)"})
     phases: str = field(default="", metadata={"help": f"comma-separated phases to run, in pipeline order (empty: all of {', '.join(PHASES)})"})
     overrides: str = field(default="", metadata={"help": "other phase parameters: phase.parameter=value pairs separated by ';' (they win over the sizes)"})
     student_n_train_goals: int = field(default=StudentConfig.n_train_goals, metadata={"help": "student: train goals played by the expert"})

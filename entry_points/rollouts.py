@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with start_phase(PHASE, config):
         student = config.student if config.student in BUILTIN_POLICIES else resolve_model(config.student, "student")
         shop = Shop.load(config.data_dir or None)
-        spec = PolicySpec(student, config.temperature)
+        spec = PolicySpec(student, config.temperature, batch_size=config.policy_batch)
         with make_executor(config, EpisodeSetup(ShopSpec.of(config.data_dir)), policies=[spec],
                            local=lambda: EpisodeWorld(shop, {spec: spec.build(shop)})) as executor:
             by_split = collect_rollouts(shop, spec, config, executor=executor)

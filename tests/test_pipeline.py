@@ -47,7 +47,7 @@ def test_config_phases_and_overrides() -> None:
 def test_phase_parameters_sizes_inputs_and_overrides() -> None:
     declared = project_parameters()
     config = PipelineConfig(data_dir="/data", seed=3, label_max_snapshots=48, matrix_epochs=2.0, eval_heldout_goals=32,
-                            mine_include_search_steps=False, overrides="label.n_min=4")
+                            mine_include_search_steps=False, overrides="label.n_min=4", policy_batch=128)
     label = phase_params(config, "label", declared["label"], {"mine_run": "m" * 32, "student": "s" * 32})
     assert label["max_snapshots"] == "48" and label["n_min"] == "4" and label["mine_run"] == "m" * 32
     assert label["data_dir"] == "/data" and label["seed"] == "3"
@@ -55,6 +55,9 @@ def test_phase_parameters_sizes_inputs_and_overrides() -> None:
     recovery = phase_params(config, "recovery", declared["recovery"], {})
     assert recovery["epochs"] == "2.0" and recovery["heldout_goals"] == "32"  # the matrix's recipe, evaluate's sets
     assert "data_dir" not in phase_params(config, "mine", declared["mine"], {})  # mine has no data_dir
+    for phase in ("rollouts", "label", "micro_train", "evaluate", "select", "recovery"):  # every phase that rolls out
+        assert phase_params(config, phase, declared[phase], {})["policy_batch"] == "128"
+    assert "policy_batch" not in phase_params(config, "student", declared["student"], {})
     with pytest.raises(PipelineError, match=r"phase mine has no parameters \['n_min'\]"):
         phase_params(PipelineConfig(overrides="mine.n_min=4"), "mine", declared["mine"], {})
 

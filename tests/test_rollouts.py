@@ -187,3 +187,15 @@ def test_a_model_or_adapter_folder_that_is_not_here_is_named(small_shop, tiny_st
     with pytest.raises(ModelNotFoundError, match="the adapter folder"):
         make_policy(tiny_student, small_shop, adapter=str(tmp_path / "gone"))
     assert make_policy(tiny_student, small_shop).name == "student"
+
+
+def test_policy_batch_reaches_the_lm_policy(small_shop, tiny_student) -> None:
+    from teachable.executor import PolicySpec
+    from teachable.training.micro import MicroConfig, batch_settings
+
+    assert PolicySpec(tiny_student, batch_size=5).build(small_shop).batch_size == 5
+    assert PolicySpec(tiny_student).build(small_shop).batch_size == 16  # 0: the policy's default
+    assert PolicySpec("random", batch_size=5).build(small_shop).name == "random"  # not an LM: nothing to batch
+    assert batch_settings(MicroConfig(policy_batch=7)) == {"batch_size": 7} and batch_settings(MicroConfig()) == {}
+    with pytest.raises(ValueError, match="policy_batch must be >= 0"):
+        RolloutsConfig(policy_batch=-1)

@@ -111,8 +111,14 @@ class MicroSetup:
         return micro_world(self.shop.load(), self.base_model, self.config)
 
 
+def batch_settings(config: MicroConfig) -> dict[str, int]:
+    """LMPolicy's `batch_size` from `config.policy_batch` (nothing for 0: the policy's default)."""
+    return {"batch_size": config.policy_batch} if config.policy_batch else {}
+
+
 def micro_world(shop: Shop, base_model: str, config: MicroConfig) -> MicroWorld:
-    base = LMPolicy.from_pretrained(base_model, device=config.device or None, temperature=config.temperature)
+    base = LMPolicy.from_pretrained(base_model, device=config.device or None, temperature=config.temperature,
+                                    **batch_settings(config))
     return MicroWorld(shop, base_model, base)
 
 
@@ -128,7 +134,7 @@ def micro_row(world: MicroWorld, record: LabeledSnapshot, config: MicroConfig) -
         micro_update(world.base_model, [(world.base.prompt(ctx), completion_text(action))], Path(tmp) / "adapter",
                      steps=config.steps, settings=settings, device=device)
         adapted = LMPolicy.from_pretrained(world.base_model, adapter=str(Path(tmp) / "adapter"), device=device,
-                                           temperature=config.temperature)
+                                           temperature=config.temperature, **batch_settings(config))
         after = success_from(world.shop, adapted, record, config)
     return {"snapshot_id": record.snapshot_id, "quadrant": record.quadrant, "route": record.route, "format": fmt,
             "elp_net": record.elp_net, "p_before": before, "p_after": after, "micro_gain": after - before}
