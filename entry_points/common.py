@@ -307,6 +307,11 @@ def register_folder(name: str, run_id: str, artifact_path: str, tags: dict[str, 
     return str(version.version)
 
 
+def executor_metrics(executor: Any) -> dict[str, int]:
+    """`executor.workers` and `executor.retries` (batches resubmitted after their actor died)."""
+    return {"executor.workers": executor.workers, "executor.retries": executor.retries}
+
+
 def log_metrics(metrics: dict[str, float | int]) -> None:
     """Log numeric figures of merit. NaN (a statistic with too few points) is left out, and a
     non-numeric value is skipped with a warning."""

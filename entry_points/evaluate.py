@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 from entry_points.common import (
     UpstreamError,
     download_artifact,
+    executor_metrics,
     label_run_rollouts,
     label_run_student,
     log_metrics,
@@ -42,10 +43,10 @@ from teachable.evaluation import (
     summarize_eval,
     write_eval_csvs,
 )
-from teachable.executor import PolicySpec, ShopSpec, make_executor
+from teachable.executor import PolicySpec
 from teachable.records import LabeledSnapshot, read_jsonl
 from teachable.reporting.evaluation import gain_heatmap
-from teachable.rollouts import EpisodeSetup, EpisodeWorld
+from teachable.rollouts import episode_executor
 from webshop_env.env import Shop
 
 PHASE = "evaluate"
@@ -119,11 +120,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             check_adapter_base(folder, base_model)
             models[name] = PolicySpec(base_model, config.temperature, adapter=folder, device=device,
                                       batch_size=config.policy_batch)
-        with make_executor(config, EpisodeSetup(ShopSpec.of(config.data_dir)), policies=list(models.values()),
-                           local=lambda: EpisodeWorld(shop)) as executor:
+        with episode_executor(config, shop, config.data_dir, list(models.values())) as executor:
             rows = [row for name, spec in models.items()
                     for row in evaluate_policy(shop, spec, sets, config, name=name, executor=executor)]
-        log_metrics({"executor.workers": executor.workers, "executor.retries": executor.retries})
+        log_metrics(executor_metrics(executor))
         summary = summarize_eval(rows, config)
         gains = gains_vs_base(summary, BASE, rows=rows, config=config)
         log_results(summary, gains, cells)

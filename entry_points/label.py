@@ -29,6 +29,7 @@ from entry_points.common import (
     PROJECT_ROOT,
     UpstreamError,
     download_artifact,
+    executor_metrics,
     log_metrics,
     parse_config,
     resolve_model,
@@ -81,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         final, thresholds = finalize(records, config)
         summary = {**summarize_labels(final, progress), **thresholds,
                    "rollouts_saved_by_adaptive": rollouts_saved_vs_fixed(final, config.n_max),
-                   "executor.workers": executor.workers, "executor.retries": executor.retries}
+                   **executor_metrics(executor)}
         log_metrics(summary)
         mlflow.log_figure(quadrant_scatter(final, thresholds, config.u_measure), "label_scatter.png")
         mlflow.log_table(label_table(final), artifact_file="labels_table.json")

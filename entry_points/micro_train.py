@@ -20,6 +20,7 @@ from pathlib import Path
 import mlflow
 
 from entry_points.common import (
+    executor_metrics,
     labeled_inputs,
     log_metrics,
     parse_config,
@@ -43,8 +44,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         overall = result["overall"]
         metrics = {"micro_spearman": overall["spearman"], "micro_spearman_low": overall["low"],
                    "micro_spearman_high": overall["high"], "micro_n": overall["n"],
-                   "micro_mean_gain": overall["mean_gain"], "executor.workers": executor.workers,
-                   "executor.retries": executor.retries}
+                   "micro_mean_gain": overall["mean_gain"], **executor_metrics(executor)}
         for q, s in result["per_quadrant"].items():
             metrics[f"micro_spearman_{q}"] = s["spearman"]
             metrics[f"micro_mean_gain_{q}"] = s["mean_gain"]

@@ -22,6 +22,7 @@ from pathlib import Path
 import mlflow
 
 from entry_points.common import (
+    executor_metrics,
     label_run_rollouts,
     labeled_inputs,
     log_metrics,
@@ -42,11 +43,11 @@ from teachable.evaluation import (
     summarize_eval,
     write_eval_csvs,
 )
-from teachable.executor import PolicySpec, ShopSpec, make_executor
+from teachable.executor import PolicySpec
 from teachable.policy.lm import LMPolicy
 from teachable.records import LabeledSnapshot, write_jsonl
 from teachable.recovery import RecoveryConfig, export_recovery
-from teachable.rollouts import EpisodeSetup, EpisodeWorld
+from teachable.rollouts import episode_executor
 from teachable.training.sft import train_lora
 from webshop_env.env import Shop
 
@@ -85,13 +86,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                              batch_size=config.policy_batch)
                   for name, folder in (("base", None), (MODEL_NAME, str(adapter)))}
         # the executor first: a cluster that cannot hold the actors fails the run before any training
-        with make_executor(config, EpisodeSetup(ShopSpec.of(config.data_dir)), policies=list(models.values()),
-                           local=lambda: EpisodeWorld(shop)) as executor:
+        with episode_executor(config, shop, config.data_dir, list(models.values())) as executor:
             train_and_register(config, records, shop, base_model, adapter, run.info.run_id, Path(tmp))
             sets = build_eval_sets(shop, labeled=records, rollouts=label_run_rollouts(label_run_id), config=config)
             rows = [row for name, spec in models.items()
                     for row in evaluate_policy(shop, spec, sets, config, name=name, executor=executor)]
-        log_metrics({"executor.workers": executor.workers, "executor.retries": executor.retries})
+        log_metrics(executor_metrics(executor))
         summary = summarize_eval(rows, config)
         gains = gains_vs_base(summary, "base", rows=rows, config=config)
         log_results(summary, gains, {MODEL_NAME: {"run_id": run.info.run_id}})

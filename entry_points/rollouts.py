@@ -16,15 +16,21 @@ from pathlib import Path
 
 import mlflow
 
-from entry_points.common import log_metrics, parse_config, resolve_model, run_cli, start_phase
-from teachable.executor import PolicySpec, ShopSpec, make_executor
+from entry_points.common import (
+    executor_metrics,
+    log_metrics,
+    parse_config,
+    resolve_model,
+    run_cli,
+    start_phase,
+)
+from teachable.executor import PolicySpec
 from teachable.policy.factory import BUILTIN_POLICIES
 from teachable.records import write_jsonl
 from teachable.rollouts import (
-    EpisodeSetup,
-    EpisodeWorld,
     RolloutsConfig,
     collect_rollouts,
+    episode_executor,
     summarize,
 )
 from webshop_env.env import Shop
@@ -39,13 +45,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         student = config.student if config.student in BUILTIN_POLICIES else resolve_model(config.student, "student")
         shop = Shop.load(config.data_dir or None)
         spec = PolicySpec(student, config.temperature, batch_size=config.policy_batch)
-        with make_executor(config, EpisodeSetup(ShopSpec.of(config.data_dir)), policies=[spec],
-                           local=lambda: EpisodeWorld(shop, {spec: spec.build(shop)})) as executor:
+        with episode_executor(config, shop, config.data_dir, [spec], held={spec: spec.build(shop)}) as executor:
             by_split = collect_rollouts(shop, spec, config, executor=executor)
         for split, trajectories in by_split.items():
             prefix = "test_" if split == "test" and split != config.split else ""
             log_metrics({prefix + k: v for k, v in summarize(trajectories).items()})
-        log_metrics({"executor.workers": executor.workers, "executor.retries": executor.retries})
+        log_metrics(executor_metrics(executor))
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "rollouts.jsonl"
             write_jsonl(path, [t for trajectories in by_split.values() for t in trajectories])

@@ -39,6 +39,7 @@ from entry_points.common import (
     PHASE_TAG,
     UpstreamError,
     download_artifact,
+    executor_metrics,
     label_run_rollouts,
     labeled_inputs,
     log_metrics,
@@ -56,14 +57,14 @@ from teachable.evaluation import (
     summarize_eval,
     write_eval_csvs,
 )
-from teachable.executor import Executor, PolicySpec, ShopSpec, make_executor
+from teachable.executor import Executor, PolicySpec
 from teachable.features import compute_features, feature_fingerprint
 from teachable.policy.lm import LMPolicy
 from teachable.predictor import FeatureSetError
 from teachable.prompting import completion_text
 from teachable.records import LabeledSnapshot
 from teachable.reporting.selection import frontier_figure, gain_vs_k_figure
-from teachable.rollouts import EpisodeSetup, EpisodeWorld
+from teachable.rollouts import episode_executor
 from teachable.selection import (
     COMPARISON_COLUMNS,
     METHODS,
@@ -265,10 +266,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise UpstreamError(f"label run {label_run_id} records no rollouts run for the retention set; "
                                 "set retention_goals=0 or label a mine run made from rollouts.")
         sets = build_eval_sets(shop, labeled=held, rollouts=rollouts, config=config)
-        with make_executor(config, EpisodeSetup(ShopSpec.of(config.data_dir)), policies=[model_spec(base_model, config)],
-                           local=lambda: EpisodeWorld(shop)) as executor:
+        with episode_executor(config, shop, config.data_dir, [model_spec(base_model, config)]) as executor:
             entries, base_rows = run_cells(config, pool, scores, base_model, shop, sets, work, executor)
-        log_metrics({"executor.workers": executor.workers, "executor.retries": executor.retries})
+        log_metrics(executor_metrics(executor))
         frame = summary_frame(entries)
         cell_rows = [r for e in entries for r in e["rows"]]
         comparisons = pd.DataFrame(method_comparisons(cell_rows, config.cells(), config),

@@ -19,7 +19,14 @@ from functools import partial
 import numpy as np
 from tqdm.auto import tqdm
 
-from teachable.executor import Executor, ExecutorConfig, LocalExecutor, PolicySpec, ShopSpec
+from teachable.executor import (
+    Executor,
+    ExecutorConfig,
+    LocalExecutor,
+    PolicySpec,
+    ShopSpec,
+    make_executor,
+)
 from teachable.policy.base import Policy, memoized
 from teachable.prompting import Context, context_from_env
 from teachable.records import Snapshot, Step, Trajectory
@@ -230,6 +237,15 @@ class EpisodeSetup:
 
     def __call__(self) -> EpisodeWorld:
         return EpisodeWorld(self.shop.load())
+
+
+def episode_executor(config: ExecutorConfig, shop: Shop, data_dir: str, policies: Sequence[PolicySpec],
+                     held: dict[PolicySpec, Policy] | None = None) -> LocalExecutor[EpisodeWorld] | Executor:
+    """The executor `config` asks for, playing episodes of `policies` on the shop of `data_dir`:
+    in this process on `shop` (holding `held`, policies already built), or on Ray actors that
+    load the shop themselves."""
+    return make_executor(config, EpisodeSetup(ShopSpec.of(data_dir)), policies=policies,
+                         local=lambda: EpisodeWorld(shop, held))
 
 
 def play_batch(world: EpisodeWorld, specs: Sequence[EpisodeSpec], policy: PolicySpec, **settings) -> list[Trajectory]:
