@@ -288,11 +288,8 @@ def _model_version(client: MlflowClient, name: str, alias: str | None, version: 
 
 
 def download_artifact(run_id: str, path: str, what: str) -> Path:
-    """Download an artifact of an upstream run to a local path."""
-    try:
-        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path))
-    except (MlflowException, OSError) as e:
-        raise UpstreamError(f"{what}: run {run_id} has no artifact {path!r}; was it written by this version?") from e
+    """An artifact of an upstream run as a local path (downloaded once, see `cached_artifact`)."""
+    return cached_artifact(run_id, what, artifact_path=path)
 
 
 def register_folder(name: str, run_id: str, artifact_path: str, tags: dict[str, str] | None = None) -> str:
@@ -326,33 +323,91 @@ def log_metrics(metrics: dict[str, float | int]) -> None:
 
 
 def resolve_model(ref: str, param: str, phase: str = "student", artifact_path: str = "model") -> str:
-    """A local model folder for a model reference, recording its upstream run when it has one.
+    """A model reference `teachable.models.load_model` reads, recording its upstream run when it has one.
+
+    A model in the MLflow store is downloaded once into a cache keyed by its run and artifact
+    path (`cached_artifact`) and reused by every later phase, so its local path never changes.
 
     Args:
         ref: `latest` (the newest FINISHED `phase` run's `artifact_path`), a run id, a registered
             model URI (`models:/teachable-student@champion`, `models:/teachable-student/3`), a
-            local Hugging Face model folder, or the preset `smollm2`.
+            local Hugging Face model folder, the preset `smollm2`, or a hub id in the local
+            Hugging Face cache (`Qwen/Qwen2.5-7B-Instruct`; never downloaded).
         param: the parameter name, for error messages.
 
     Raises:
         UpstreamError: the reference matches nothing (the message says what to pass instead).
+        ModelNotFoundError: a hub id that is not cached (the message gives the download command).
     """
-    if ref == "smollm2":
+    from teachable.models import SMOLLM2_PRESET, is_hub_id, model_folder
+
+    if ref == SMOLLM2_PRESET:
         return ref
     if ref != "latest" and not RUN_ID_RE.match(ref) and not ref.startswith("models:/"):
+        if is_hub_id(ref):
+            model_folder(ref)  # a clear error now when it is not cached
+            return ref
         path = Path(ref).expanduser()
-        if not (path / "config.json").is_file():
-            raise UpstreamError(f"{param}={ref!r}: not a local Hugging Face model folder (no config.json there); "
-                                "pass a folder written by save_pretrained, 'smollm2', 'latest', a run id or "
-                                "models:/<name>@<alias>.")
+        try:
+            model_folder(str(path))
+        except FileNotFoundError as e:
+            raise UpstreamError(f"{param}={ref!r}: {e} Pass a folder written by save_pretrained, 'smollm2', a cached "
+                                "hub id, 'latest', a run id or models:/<name>@<alias>.") from e
         return str(path.resolve())
     up = resolve_upstream(phase, ref, param)
     if up.model_source:
+        return str(cached_artifact(up.run_id, f"{param}={ref!r}", source=up.model_source))
+    return str(cached_artifact(up.run_id, f"{param}={ref!r}", artifact_path=artifact_path))
+
+
+def cached_artifact(run_id: str, what: str, *, artifact_path: str | None = None, source: str | None = None) -> Path:
+    """An artifact (file or folder) of run `run_id` (by its path, or by a registered version's `source` URI),
+    downloaded once into `<teachable cache>/mlflow-artifacts/<run id>/<path>` and reused.
+
+    Artifacts of a finished run do not change, so the run id and path are the key; the download
+    goes to a temporary sibling that is renamed into place, so a killed download leaves no half
+    folder behind and nothing lingers in the system's temp folders.
+
+    Raises:
+        UpstreamError: the run has no such artifact.
+    """
+    import shutil
+    import tempfile
+
+    from teachable.models import cache_root
+
+    if source is not None:
+        run_root = MlflowClient().get_run(run_id).info.artifact_uri.rstrip("/")
+        artifact_path = source[len(run_root):].strip("/") if source.startswith(run_root) else None
+    rel = artifact_path or hashlib_name(source or "")
+    final = cache_root() / "mlflow-artifacts" / run_id / rel
+    if final.exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=final.parent))
+    try:
+        if artifact_path is not None:
+            got = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=str(tmp)))
+        else:
+            got = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(tmp)))
         try:
-            return mlflow.artifacts.download_artifacts(artifact_uri=up.model_source)
-        except (MlflowException, OSError) as e:
-            raise UpstreamError(f"{param}={ref!r}: cannot download {up.model_source}: {e}") from e
-    return str(download_artifact(up.run_id, artifact_path, f"{param}={ref!r}"))
+            os.replace(got, final)
+        except OSError:
+            if not final.exists():  # not another process that won the race
+                raise
+    except (MlflowException, OSError) as e:
+        raise UpstreamError(f"{what}: run {run_id} has no artifact {artifact_path or source!r} ({e}); was it "
+                            "written by this version?") from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def hashlib_name(text: str) -> str:
+    """A short file-name-safe digest of `text`."""
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def log_series(key: str, values: Sequence[float]) -> None:

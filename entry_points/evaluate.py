@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from entry_points.common import (
     UpstreamError,
+    cached_artifact,
     download_artifact,
     executor_metrics,
     label_run_rollouts,
@@ -68,9 +69,9 @@ def adapters_of_matrix(config: EvaluateConfig) -> tuple[str, str, dict[str, dict
 
 
 def adapter_folder(version: str) -> str:
-    """A local copy of a registered adapter version."""
-    source = MlflowClient().get_model_version("teachable-adapter", version).source
-    return mlflow.artifacts.download_artifacts(artifact_uri=source)
+    """A local copy of a registered adapter version (downloaded once, see `cached_artifact`)."""
+    found = MlflowClient().get_model_version("teachable-adapter", version)
+    return str(cached_artifact(found.run_id, f"teachable-adapter version {version}", source=found.source))
 
 
 def single_adapter(config: EvaluateConfig) -> tuple[str, str, dict[str, dict]]:
@@ -114,12 +115,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         shop = Shop.load(config.data_dir or None)
         sets = build_eval_sets(shop, labeled=labeled, rollouts=rollouts, config=config)
         device = config.device or None
-        models = {BASE: PolicySpec(base_model, config.temperature, device=device, batch_size=config.policy_batch)}
+        models = {BASE: PolicySpec(base_model, config.temperature, device=device, batch_size=config.policy_batch, **config.model_loading())}
         for name, entry in cells.items():
             folder = entry.get("folder") or adapter_folder(entry["version"])
             check_adapter_base(folder, base_model)
             models[name] = PolicySpec(base_model, config.temperature, adapter=folder, device=device,
-                                      batch_size=config.policy_batch)
+                                      batch_size=config.policy_batch, **config.model_loading())
         with episode_executor(config, shop, config.data_dir, list(models.values())) as executor:
             rows = [row for name, spec in models.items()
                     for row in evaluate_policy(shop, spec, sets, config, name=name, executor=executor)]

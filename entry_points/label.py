@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 else work_file(PHASE, config, {"mine": mine.run_id, "student": student_path},
                                "labeled_snapshots.partial.jsonl"))
         setup = LabelSetup(shop=ShopSpec.of(config.data_dir), student=PolicySpec(student_path, config.temperature,
-                                                                                     batch_size=config.policy_batch),
+                                                                                     batch_size=config.policy_batch, **config.model_loading()),
                            config=config, cache_dir=str(PROJECT_ROOT / ".teachable_work" / "teacher_cache"))
         selected = select_snapshots(snapshots, config.max_snapshots, config.seed)
         with make_executor(config, setup, policies=[setup.student]) as executor:

@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with start_phase(PHASE, config):
         _, records, base_model = labeled_inputs(config.label_run, config.student)
         setup = MicroSetup(ShopSpec.of(config.data_dir), base_model, config)
-        with make_executor(config, setup, policies=[PolicySpec(base_model, device=config.device or None)]) as executor:
+        with make_executor(config, setup, policies=[PolicySpec(base_model, device=config.device or None, **config.model_loading())]) as executor:
             result = micro_validate(records, base_model=base_model, config=config, executor=executor)
         overall = result["overall"]
         metrics = {"micro_spearman": overall["spearman"], "micro_spearman_low": overall["low"],

@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         # in the work folder, not a temporary one: Ray actors on other nodes read it when TEACHABLE_WORK_DIR is shared
         adapter = work_file(PHASE, config, {"label": label_run_id, "student": base_model}, "adapter")
         models = {name: PolicySpec(base_model, config.temperature, adapter=folder, device=config.device or None,
-                             batch_size=config.policy_batch)
+                             batch_size=config.policy_batch, **config.model_loading())
                   for name, folder in (("base", None), (MODEL_NAME, str(adapter)))}
         # the executor first: a cluster that cannot hold the actors fails the run before any training
         with episode_executor(config, shop, config.data_dir, list(models.values())) as executor:

@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with start_phase(PHASE, config):
         student = config.student if config.student in BUILTIN_POLICIES else resolve_model(config.student, "student")
         shop = Shop.load(config.data_dir or None)
-        spec = PolicySpec(student, config.temperature, batch_size=config.policy_batch)
+        spec = PolicySpec(student, config.temperature, batch_size=config.policy_batch, **config.model_loading())
         with episode_executor(config, shop, config.data_dir, [spec], held={spec: spec.build(shop)}) as executor:
             by_split = collect_rollouts(shop, spec, config, executor=executor)
         for split, trajectories in by_split.items():

@@ -129,7 +129,7 @@ def predicted_scores(model: Any, predictor: Any, config: SelectConfig,
 
 def model_spec(base_model: str, config: SelectConfig, adapter: str | None = None) -> PolicySpec:
     return PolicySpec(base_model, config.temperature, adapter=adapter, device=config.device or None,
-                      batch_size=config.policy_batch)
+                      batch_size=config.policy_batch, **config.model_loading())
 
 
 def evaluate_rows(shop: Shop, base_model: str, sets: Any, config: SelectConfig, name: str, executor: Executor,

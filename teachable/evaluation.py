@@ -368,26 +368,10 @@ class EvaluateConfig(EvalConfig):
 BASE_FILE = "base_model.json"
 
 
-def model_fingerprint(name_or_path: str) -> str:
-    """A short fingerprint of a model folder (config, tokenizer and weight sizes), stable across copies."""
-    import hashlib
-
-    folder = Path(name_or_path)
-    if name_or_path == "smollm2":
-        from teachable.models import smollm2_folder
-
-        folder = smollm2_folder()
-    h = hashlib.sha256()
-    for name in ("config.json", "tokenizer.json"):
-        if (folder / name).is_file():
-            h.update((folder / name).read_bytes())
-    for weights in sorted(folder.glob("*.safetensors")):
-        h.update(f"{weights.name}:{weights.stat().st_size}".encode())
-    return h.hexdigest()[:16]
-
-
 def record_adapter_base(adapter_dir: str | Path, base_model: str) -> None:
     """Write which base model an adapter was trained on (checked by `check_adapter_base`)."""
+    from teachable.models import model_fingerprint
+
     (Path(adapter_dir) / BASE_FILE).write_text(json.dumps({"base_model": base_model,
                                                             "fingerprint": model_fingerprint(base_model)}))
 
@@ -398,6 +382,8 @@ def check_adapter_base(adapter_dir: str | Path, base_model: str) -> None:
     Raises:
         ValueError: the adapter records another base model's fingerprint.
     """
+    from teachable.models import model_fingerprint
+
     meta = Path(adapter_dir) / BASE_FILE
     if not meta.is_file():
         log.warning("adapter %s does not record its base model; it is assumed to match %s", adapter_dir, base_model)

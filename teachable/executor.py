@@ -63,8 +63,20 @@ class ExecutorConfig:
     ray_workers: int = field(default=0, metadata={"help": "executor=ray: actors (0: one per CPU of the cluster, or per ray_gpus GPUs when the policy runs on CUDA)"})
     ray_gpus: float = field(default=1.0, metadata={"help": "executor=ray: GPUs per actor when the policy runs on CUDA (a fraction shares a GPU)"})
     policy_batch: int = field(default=0, metadata={"help": "contexts an LM policy scores per forward pass (0: its default, 16; on a GPU raise it, e.g. 128)"})
+    dtype: str = field(default="auto", metadata={"help": "weights of an LM policy: auto (float32 on CPU, bfloat16 on CUDA), bfloat16, float16, float32"})
+    device_map: str = field(default="auto", metadata={"help": "placement of an LM policy on CUDA: auto (accelerate places it, sharded when it does not fit one GPU), none, or a device"})
+    attn_implementation: str = field(default="", metadata={"help": "attention of an LM policy: sdpa, eager, flash_attention_2 (needs flash-attn); empty: the library's default"})
+
+    def model_loading(self) -> dict[str, Any]:
+        """How the phase's LM policies are loaded (`PolicySpec` fields)."""
+        return {"dtype": self.dtype, "device_map": self.device_map, "attn_implementation": self.attn_implementation or None}
 
     def __post_init__(self) -> None:
+        if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
+            raise ValueError(f"dtype must be auto, bfloat16, float16 or float32, got {self.dtype!r}.")
+        if self.attn_implementation not in ("", "sdpa", "eager", "flash_attention_2"):
+            raise ValueError(f"attn_implementation must be sdpa, eager, flash_attention_2 or empty, got "
+                             f"{self.attn_implementation!r}.")
         if self.executor not in EXECUTORS:
             raise ValueError(f"executor {self.executor!r} is unknown; use one of {', '.join(EXECUTORS)}.")
         if self.ray_workers < 0:
@@ -102,11 +114,17 @@ class PolicySpec:
     adapter: str | None = None
     device: str | None = None
     batch_size: int = 0  # contexts per forward pass of an LM policy (0: its default)
+    dtype: str | None = None  # how a model is loaded (`teachable.models.load_model`)
+    device_map: str | None = None
+    attn_implementation: str | None = None
 
     def build(self, shop: Shop) -> Policy:
         from teachable.policy.factory import make_policy
 
-        settings = {"batch_size": self.batch_size} if self.batch_size else {}
+        settings: dict[str, Any] = {"batch_size": self.batch_size} if self.batch_size else {}
+        for name in ("dtype", "device_map", "attn_implementation"):
+            if getattr(self, name):
+                settings[name] = getattr(self, name)
         return make_policy(self.name_or_path, shop, temperature=self.temperature, adapter=self.adapter,
                            device=self.device, **settings)
 

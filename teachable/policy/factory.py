@@ -6,14 +6,12 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from teachable.models import ModelNotFoundError
 from teachable.policy.base import Policy, RandomPolicy
 from webshop_env.env import Shop
 
 BUILTIN_POLICIES = ("expert", "random")
 
-
-class ModelNotFoundError(FileNotFoundError):
-    """A model or adapter folder that is not on this machine; the message says what to do."""
 
 
 def make_policy(name_or_path: str, shop: Shop, *, temperature: float = 1.0, adapter: str | None = None,
@@ -38,10 +36,11 @@ def make_policy(name_or_path: str, shop: Shop, *, temperature: float = 1.0, adap
         return ExpertPolicy(shop)
     if name_or_path == "random":
         return RandomPolicy()
-    from teachable.models import SMOLLM2_PRESET
+    from teachable.models import SMOLLM2_PRESET, is_hub_id
     from teachable.policy.lm import LMPolicy
 
-    for what, path in (("model", None if name_or_path == SMOLLM2_PRESET else name_or_path), ("adapter", adapter)):
+    local = name_or_path != SMOLLM2_PRESET and not is_hub_id(name_or_path)
+    for what, path in (("model", name_or_path if local else None), ("adapter", adapter)):
         if path and not Path(path).is_dir():
             raise ModelNotFoundError(
                 f"the {what} folder {path!r} is not on this machine ({socket.gethostname()}). On a Ray cluster of "

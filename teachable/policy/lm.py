@@ -42,15 +42,17 @@ logger = logging.getLogger(__name__)
 
 SETTINGS_FILE = "teachable_policy.json"
 SETTINGS_SCHEMA_VERSION = 1
-PROMPT_SETTINGS = ("max_history", "list_actions", "max_observation_chars")
+PROMPT_SETTINGS = ("max_history", "list_actions", "max_observation_chars", "few_shot")
 QUERY_PREFIX = "search["
 QUERY_RE = re.compile(r"search\[([^\]\n]*)")
 CANDIDATE_LAYOUTS = ("packed", "expand")
 HEAD_CHUNK_TOKENS = 512  # rows of the output projection computed at once (bounds the logits' memory)
+PROMPT_RESERVE_TOKENS = 64  # positions kept free after a prompt for the action scored or written
 
 
 def save_prompt_settings(path: str | Path, *, max_history: int = DEFAULT_HISTORY, list_actions: bool = False,
-                         max_observation_chars: int | None = None) -> Path:
+                         max_observation_chars: int | None = None,
+                         few_shot: Sequence[tuple[str, Sequence[str]]] = ()) -> Path:
     """Write the prompt settings a model was trained with into `path/teachable_policy.json`.
 
     `LMPolicy.from_pretrained` reads them back, so a model is prompted the way it was trained.
@@ -61,7 +63,8 @@ def save_prompt_settings(path: str | Path, *, max_history: int = DEFAULT_HISTORY
     out = Path(path) / SETTINGS_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
     settings = {"schema_version": SETTINGS_SCHEMA_VERSION, "max_history": int(max_history),
-                "list_actions": bool(list_actions), "max_observation_chars": max_observation_chars}
+                "list_actions": bool(list_actions), "max_observation_chars": max_observation_chars,
+                "few_shot": [[instruction, list(actions)] for instruction, actions in few_shot]}
     out.write_text(json.dumps(settings, indent=2) + "\n")
     return out
 
@@ -80,7 +83,19 @@ def load_prompt_settings(path: str | Path) -> dict[str, Any]:
     if version > SETTINGS_SCHEMA_VERSION:
         raise ValueError(f"{file} has schema_version {version}, newer than this code reads "
                          f"({SETTINGS_SCHEMA_VERSION}); update teachable.")
-    return {k: data[k] for k in PROMPT_SETTINGS if k in data}
+    out = {k: data[k] for k in PROMPT_SETTINGS if k in data}
+    if "few_shot" in out:
+        out["few_shot"] = tuple((str(instruction), tuple(actions)) for instruction, actions in out["few_shot"])
+    return out
+
+
+PLACEHOLDER_RE = re.compile(r"^\s*<[^<>]*>\s*$|^\W*$|^(?:your |the |a )?(?:query|search query|keywords?|words?|"
+                            r"search terms?|words to look for|\.\.\.|…)$", re.IGNORECASE)
+
+
+def is_placeholder(query: str) -> bool:
+    """Whether a written query is empty or a placeholder (`<query>`, `...`, `keywords`) rather than words to look for."""
+    return bool(PLACEHOLDER_RE.match(query)) or "<" in query and ">" in query
 
 
 def parse_query(generated: str) -> str:
@@ -133,13 +148,15 @@ class LMPolicy:
                  max_history: int = DEFAULT_HISTORY, list_actions: bool = False,
                  max_observation_chars: int | None = None, max_query_tokens: int = 24,
                  batch_size: int = 16, candidate_layout: str = "packed", max_padding: float | None = None,
-                 memoize: bool = True) -> None:
+                 memoize: bool = True, few_shot: Sequence[tuple[str, Sequence[str]]] = (),
+                 query_attempts: int = 3) -> None:
         if temperature < 0:
             raise ValueError(f"temperature={temperature} must be >= 0 (0 is greedy).")
         if max_padding is not None and max_padding < 0:
             raise ValueError(f"max_padding={max_padding} must be >= 0 (or None: chosen by device).")
-        if batch_size < 1 or max_query_tokens < 1:
-            raise ValueError(f"batch_size={batch_size} and max_query_tokens={max_query_tokens} must be >= 1.")
+        if batch_size < 1 or max_query_tokens < 1 or query_attempts < 1:
+            raise ValueError(f"batch_size={batch_size}, max_query_tokens={max_query_tokens} and "
+                             f"query_attempts={query_attempts} must be >= 1.")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
@@ -151,6 +168,8 @@ class LMPolicy:
         self.batch_size = batch_size
         self.max_padding = max_padding
         self.memoize = memoize
+        self.few_shot = tuple((str(i), tuple(a)) for i, a in few_shot)
+        self.query_attempts = query_attempts
         self._is_chat = bool(getattr(tokenizer, "chat_template", None))
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self._pad_id = int(pad) if pad is not None else 0
@@ -174,28 +193,38 @@ class LMPolicy:
         self._memo_limit = 0
         # contexts asked to score and contexts actually scored (the rest were identical or memoized)
         self.score_stats = {"asked": 0, "scored": 0}
+        # queries written; rewritten because the first was empty or a placeholder; replaced by the
+        # instruction's first words after `query_attempts`; prompts cut to fit the model's positions
+        self.query_stats = {"written": 0, "rewritten": 0, "fallback": 0}
+        self.prompt_stats = {"cut": 0}
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, adapter: str | None = None, device: str | None = None,
-                        dtype: str | None = None, **settings: Any) -> LMPolicy:
+                        dtype: str | None = None, device_map: str | None = None,
+                        attn_implementation: str | None = None, **settings: Any) -> LMPolicy:
         """Load a model (see `teachable.models.load_model`) as a policy.
 
         Prompt settings come from `teachable_policy.json` in the model folder, then from the
         adapter folder, then from `settings` (each later one wins).
 
         Args:
-            name_or_path: a local model folder or the preset `"smollm2"`.
+            name_or_path: a model reference (see `teachable.models.model_folder`).
             adapter: a LoRA adapter folder.
             device: the device (default: cuda when available, else cpu).
-            dtype: "float32", "bfloat16" or "float16" (default: float32 on CPU, bfloat16 on CUDA).
+            dtype: "auto", "float32", "bfloat16" or "float16" (default: float32 on CPU, bfloat16 on CUDA).
+            device_map, attn_implementation: as in `teachable.models.load_model`. With
+                flash_attention_2 the candidates are scored in the "expand" layout.
             **settings: any `LMPolicy` keyword argument.
         """
-        from teachable.models import SMOLLM2_PRESET, load_model
+        from teachable.models import load_model
 
-        model, tokenizer = load_model(name_or_path, device=device, dtype=dtype, adapter=adapter)
-        saved = load_prompt_settings(name_or_path) if name_or_path != SMOLLM2_PRESET else {}
+        model, tokenizer = load_model(name_or_path, device=device, dtype=dtype, adapter=adapter,
+                                      device_map=device_map, attn_implementation=attn_implementation)
+        saved = load_prompt_settings(name_or_path) if Path(name_or_path).expanduser().is_dir() else {}
         if adapter is not None:
             saved.update(load_prompt_settings(adapter))
+        if attn_implementation == "flash_attention_2":
+            saved.setdefault("candidate_layout", "expand")
         return cls(model, tokenizer, **{**saved, **settings})
 
     def save_pretrained(self, path: str | Path) -> Path:
@@ -204,7 +233,7 @@ class LMPolicy:
         self.model.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
         save_prompt_settings(out, max_history=self.max_history, list_actions=self.list_actions,
-                             max_observation_chars=self.max_observation_chars)
+                             max_observation_chars=self.max_observation_chars, few_shot=self.few_shot)
         return out
 
     @property
@@ -212,9 +241,35 @@ class LMPolicy:
         return next(self.model.parameters()).device
 
     def prompt(self, ctx: Context) -> str:
-        """The prompt this policy shows the model for `ctx`."""
+        """The prompt this policy shows the model for `ctx`.
+
+        A prompt that would not fit the model's positions (with room for the action) is rendered
+        again with the observation cut shorter, never passed on too long; each cut is counted in
+        `prompt_stats["cut"]` and the first one logged.
+        """
+        text = self._render(ctx, self.max_observation_chars)
+        limit = (self._max_positions or 0) - PROMPT_RESERVE_TOKENS
+        # a token is at least one character except for multi-byte text, so short prompts need no count
+        if limit <= 0 or len(text) <= limit:
+            return text
+        n_tokens = len(self.encode_prompts([text])[0])
+        if n_tokens <= limit:
+            return text
+        chars = min(len(ctx.observation), self.max_observation_chars or len(ctx.observation))
+        while n_tokens > limit and chars > 0:
+            chars = int(chars * limit / n_tokens * 0.95)
+            text = self._render(ctx, chars)
+            n_tokens = len(self.encode_prompts([text])[0])
+        self.prompt_stats["cut"] += 1
+        if self.prompt_stats["cut"] == 1:
+            logger.warning("a prompt exceeded the model's %d positions; its observation was cut to %d characters "
+                           "(counted in prompt_stats['cut']; lower max_observation_chars or max_history to avoid it)",
+                           self._max_positions, chars)
+        return text
+
+    def _render(self, ctx: Context, max_observation_chars: int | None) -> str:
         return render_prompt(ctx, self.tokenizer, max_history=self.max_history, list_actions=self.list_actions,
-                             max_observation_chars=self.max_observation_chars)
+                             max_observation_chars=max_observation_chars, few_shot=self.few_shot)
 
     def encode_prompts(self, prompts: Sequence[str]) -> list[list[int]]:
         """Token ids of prompts (`<bos>` added by a plain tokenizer; chat templates carry their own)."""
@@ -506,8 +561,10 @@ class LMPolicy:
         The completion starts with the forced prefix ` search[`; decoding stops at `]`, a newline,
         the end-of-sequence token or `max_query_tokens`. Sampling uses `temperature` and draws one
         number per generated token from the row's own generator, so a context's query does not
-        depend on the rest of the batch. An empty query falls back to the instruction's first
-        words (`instruction_query`), so the action is always a usable search.
+        depend on the rest of the batch. An empty or placeholder query (`<query>`, `...`: see
+        `is_placeholder`) is never played: it is written again (sampling, up to `query_attempts`
+        in all), then replaced by the instruction's first words (`instruction_query`), counted in
+        `query_stats`, so the action is always a usable search.
 
         Args:
             contexts: the decision contexts.
@@ -524,15 +581,30 @@ class LMPolicy:
         if not greedy and (rngs is None or len(rngs) != len(contexts)):
             raise ValueError(f"sampling queries needs one generator per context; got "
                              f"{'none' if rngs is None else len(rngs)} for {len(contexts)} contexts.")
-        out: list[str] = []
+        queries = [""] * len(contexts)
+        todo = list(range(len(contexts)))
         with torch.inference_mode():
-            for start in range(0, len(contexts), self.batch_size):
-                chunk = contexts[start:start + self.batch_size]
-                chunk_rngs = None if greedy else list(rngs[start:start + self.batch_size])  # type: ignore[index]
-                for ctx, text in zip(chunk, self._generate_chunk(chunk, chunk_rngs), strict=True):
-                    query = parse_query(text) or instruction_query(ctx.instruction)
-                    out.append(f"{QUERY_PREFIX}{query}]")
-        return out
+            for attempt in range(self.query_attempts):
+                # a greedy rewrite would write the same text again: only sampling gets more attempts
+                if not todo or (attempt and greedy):
+                    break
+                if attempt:
+                    self.query_stats["rewritten"] += len(todo)
+                for start in range(0, len(todo), self.batch_size):
+                    rows = todo[start:start + self.batch_size]
+                    chunk_rngs = None if greedy else [rngs[i] for i in rows]  # type: ignore[index]
+                    for i, text in zip(rows, self._generate_chunk([contexts[i] for i in rows], chunk_rngs), strict=True):
+                        queries[i] = parse_query(text)
+                todo = [i for i in todo if is_placeholder(queries[i])]
+        self.query_stats["written"] += len(contexts)
+        if todo:
+            if not self.query_stats["fallback"]:
+                logger.warning("the model wrote an empty or placeholder query (%r); the instruction's first words are "
+                               "searched instead (counted in query_stats['fallback'])", queries[todo[0]])
+            self.query_stats["fallback"] += len(todo)
+            for i in todo:
+                queries[i] = instruction_query(contexts[i].instruction)
+        return [f"{QUERY_PREFIX}{query}]" for query in queries]
 
     def _next_tokens(self, log_probs: torch.Tensor, rngs: list[np.random.Generator] | None) -> list[int]:
         if rngs is None:

@@ -111,9 +111,10 @@ class MicroSetup:
         return micro_world(self.shop.load(), self.base_model, self.config)
 
 
-def batch_settings(config: MicroConfig) -> dict[str, int]:
-    """LMPolicy's `batch_size` from `config.policy_batch` (nothing for 0: the policy's default)."""
-    return {"batch_size": config.policy_batch} if config.policy_batch else {}
+def batch_settings(config: MicroConfig) -> dict[str, Any]:
+    """`LMPolicy.from_pretrained` settings: the batch size from `config.policy_batch` (none for 0:
+    the policy's default) and how the model is loaded."""
+    return {**({"batch_size": config.policy_batch} if config.policy_batch else {}), **config.model_loading()}
 
 
 def micro_world(shop: Shop, base_model: str, config: MicroConfig) -> MicroWorld:

@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 META_FILE = "adapter_meta.json"
 META_SCHEMA_VERSION = 1
+TRAIN_METHODS = ("lora", "full")
 
 
 @dataclass
@@ -61,6 +62,15 @@ class SFTSettings:
         "help": "Most tokens of prompt + completion; longer examples lose the oldest prompt tokens."})
     logging_steps: int = field(default=5, metadata={"help": "Log the training loss every this many steps."})
     disable_tqdm: bool = field(default=False, metadata={"help": "Hide the progress bar."})
+    method: str = field(default="lora", metadata={
+        "help": "lora (a LoRA adapter on all linear layers; the base stays frozen) or full (every weight: "
+                "for a small model trained from scratch)."})
+    warmup: float = field(default=0.0, metadata={"help": "Linear warm-up: a fraction of the steps in [0, 1)."})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    group_by_length: bool = field(default=False, metadata={
+        "help": "Batch examples of similar length together (less padding; the order is still seeded)."})
+    gradient_checkpointing: bool = field(default=False, metadata={
+        "help": "Recompute activations in the backward pass: less memory for large models, about 30% slower."})
 
     def __post_init__(self) -> None:
         checks = [
@@ -77,6 +87,9 @@ class SFTSettings:
             (self.seed >= 0, f"seed={self.seed} must be >= 0"),
             (self.max_length >= 2, f"max_length={self.max_length} must be >= 2 (a prompt token and a completion token)"),
             (self.logging_steps >= 1, f"logging_steps={self.logging_steps} must be >= 1"),
+            (self.method in TRAIN_METHODS, f"method={self.method!r} must be one of {TRAIN_METHODS}"),
+            (0 <= self.warmup < 1, f"warmup={self.warmup} must be a fraction in [0, 1)"),
+            (self.weight_decay >= 0, f"weight_decay={self.weight_decay} must be >= 0"),
         ]
         errors = [message for ok, message in checks if not ok]
         if errors:
@@ -131,14 +144,39 @@ def train_lora(base_model: str, examples: Sequence[tuple[str, str]], out_dir: st
         PermissionError: `out_dir` cannot be written.
     """
     start = time.perf_counter()
-    examples = _check_examples(examples)
+    if settings.method != "lora":
+        raise ValueError(f"train_lora trains a LoRA adapter; settings.method={settings.method!r} (use fit for full training).")
     out = _writable_dir(out_dir)
     dev = resolve_device(device)
     dtype = "bfloat16" if dev.type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
     model, tokenizer = load_model(base_model, device=str(dev), dtype=dtype)
+    trained, metrics = fit(model, tokenizer, examples, out, settings, adapter_init=adapter_init,
+                           report_to=report_to, run_name=run_name)
+    _save(trained, tokenizer, out, base_model=base_model, adapter_init=adapter_init, settings=settings,
+          metrics=metrics)
+    metrics["seconds"] = time.perf_counter() - start
+    return metrics
+
+
+def fit(model: Any, tokenizer: Any, examples: Sequence[tuple[str, str]], out_dir: str | Path, settings: SFTSettings,
+        *, adapter_init: str | None = None, report_to: str = "none", run_name: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """Train `model` in place on (prompt, completion) pairs with completion-only loss through TRL's
+    `SFTTrainer`: a LoRA adapter (`settings.method="lora"`) or every weight (`"full"`).
+
+    This is the one training path: adapters, micro-updates and the student's behaviour cloning
+    (LoRA on a pretrained base, full training of the tiny model) all go through it.
+
+    Returns:
+        (the trained model: a `PeftModel` for LoRA, else `model`; metrics as `train_lora` returns
+        them, without `seconds`).
+
+    Raises:
+        ValueError: no examples, an empty completion, or a completion longer than `max_length`.
+    """
+    examples = _check_examples(examples)
     input_ids, completion_mask, n_truncated = encode_examples(model, tokenizer, examples, settings.max_length)
     with _global_rngs_restored():  # the Trainer seeds the global RNGs; leave the caller's as they were
-        trainer = build_trainer(model, tokenizer, input_ids, completion_mask, out, settings,
+        trainer = build_trainer(model, tokenizer, input_ids, completion_mask, out_dir, settings,
                                 adapter_init=adapter_init, report_to=report_to, run_name=run_name)
         result = trainer.train()
     logged = [(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e]
@@ -148,18 +186,18 @@ def train_lora(base_model: str, examples: Sequence[tuple[str, str]], out_dir: st
         "losses": [loss for _, loss in logged], "loss_steps": [step for step, _ in logged],
         "n_examples": len(examples), "n_truncated": n_truncated, "steps": int(trainer.state.global_step),
     }
-    _save(trainer.model, tokenizer, out, base_model=base_model, adapter_init=adapter_init, settings=settings,
-          metrics=metrics)
-    metrics["seconds"] = time.perf_counter() - start
-    logger.info("trained %s on %d examples in %d steps: loss %.4f -> %s", out, len(examples), metrics["steps"],
+    logger.info("trained %s on %d examples in %d steps: loss %.4f -> %s", out_dir, len(examples), metrics["steps"],
                 metrics["losses"][0] if logged else float("nan"), f"{metrics['train_loss']:.4f}")
-    return metrics
+    trained = trainer.model
+    trained.eval()
+    return trained, metrics
 
 
 def build_trainer(model: Any, tokenizer: Any, input_ids: Sequence[list[int]], completion_mask: Sequence[list[int]],
                   out_dir: str | Path, settings: SFTSettings, *, adapter_init: str | None = None,
                   report_to: str = "none", run_name: str | None = None) -> Any:
-    """TRL's `SFTTrainer` for pre-tokenized examples (see `encode_examples`), with a LoRA adapter on `model`.
+    """TRL's `SFTTrainer` for pre-tokenized examples (see `encode_examples`): a LoRA adapter on `model`,
+    or `model` itself with `settings.method="full"`.
 
     The loss is on the tokens where `completion_mask` is 1 (TRL's labels are -100 elsewhere).
     Mixed precision follows the model: bfloat16 when it is on CUDA in bfloat16, else float32.
@@ -187,13 +225,19 @@ def build_trainer(model: Any, tokenizer: Any, input_ids: Sequence[list[int]], co
         seed=settings.seed, data_seed=settings.seed, logging_steps=settings.logging_steps,
         disable_tqdm=settings.disable_tqdm, save_strategy="no", dataloader_num_workers=0,
         use_cpu=on_cpu, bf16=not on_cpu and model.dtype == torch.bfloat16, fp16=False,
-        activation_checkpointing=False,  # `gradient_checkpointing` is its deprecated alias (TRL's default: on)
+        # `gradient_checkpointing` is its deprecated alias (TRL's default: on); it pays only for large models
+        activation_checkpointing=settings.gradient_checkpointing,
+        warmup_steps=settings.warmup, weight_decay=settings.weight_decay,
+        train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
         completion_only_loss=True,
         max_length=None,  # encode_examples has cut long examples from the left of the prompt
     )
     dataset = Dataset.from_dict({"input_ids": [list(x) for x in input_ids],
                                  "completion_mask": [list(x) for x in completion_mask]})
-    return SFTTrainer(model=_with_adapter(model, settings, adapter_init), args=config, train_dataset=dataset,
+    trained = model if settings.method == "full" else _with_adapter(model, settings, adapter_init)
+    if settings.method == "full":
+        model.train()
+    return SFTTrainer(model=trained, args=config, train_dataset=dataset,
                       processing_class=tokenizer, callbacks=[_LogLastStep()])
 
 
