@@ -49,6 +49,7 @@ class UpstreamError(PhaseError):
 def user_errors() -> tuple[type[BaseException], ...]:
     """The errors of bad input or a bad upstream run, whose messages say what to do: a command
     reports them without a traceback."""
+    from teachable.evaluation import EvalSetError
     from teachable.executor import (
         ActorStartTimeoutError,
         ClusterTooSmallError,
@@ -66,7 +67,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from webshop_env.state import StateError
 
     return (PhaseError, BudgetError, FeatureSetError, RecoveryError, EmptyCellError, SupervisionError, RecordError,
-            TeacherError, CatalogError, StateError, ModelNotFoundError, ClusterTooSmallError, ActorStartTimeoutError, RayNotInstalledError)
+            TeacherError, CatalogError, StateError, ModelNotFoundError, ClusterTooSmallError, ActorStartTimeoutError, RayNotInstalledError,
+            EvalSetError)
 
 
 def run_cli(main: Callable[[], Any]) -> None:

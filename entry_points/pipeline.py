@@ -41,6 +41,7 @@ from mlflow.tracking import MlflowClient
 from entry_points.common import (
     PHASE_TAG,
     PROJECT_ROOT,
+    RUN_ID_RE,
     PhaseError,
     code_version,
     config_params,
@@ -103,7 +104,10 @@ SIZES: dict[str, tuple[tuple[str, str], ...]] = {
     "recovery_min_l_upper": (("recovery", "min_l_upper"),),
     "recovery_max_snapshots": (("recovery", "max_snapshots"),),
 }
-GLOBAL_PARAMS = ("data_dir", "seed", "policy_batch")  # given to every phase that has the parameter
+# given to every phase that has the parameter
+GLOBAL_PARAMS = ("data_dir", "seed", "policy_batch", "dtype", "device_map", "attn_implementation")
+GATED_PHASE = "label"  # the competence gate stands before it: labels of a student out of band measure nothing
+DEGENERATE_TAG = "teachable.allow_degenerate"
 
 
 class PipelineError(PhaseError):
@@ -117,6 +121,10 @@ class PipelineConfig:
     data_dir: str = field(default="", metadata={"help": "folder with WebShop's files for every phase; empty: the embedded generated catalogue"})
     seed: int = field(default=0, metadata={"help": "seed given to every phase that has one"})
     policy_batch: int = field(default=0, metadata={"help": "contexts an LM policy scores per forward pass, in every phase that rolls out (0: its default, 16; on a GPU raise it, e.g. 128)"})
+    dtype: str = field(default="auto", metadata={"help": "weights of an LM student in every phase: auto (float32 on CPU, bfloat16 on CUDA), bfloat16, float16, float32"})
+    device_map: str = field(default="auto", metadata={"help": "placement of an LM student on CUDA in every phase: auto, none, or a device"})
+    attn_implementation: str = field(default="", metadata={"help": "attention of an LM student in every phase: sdpa, eager, flash_attention_2; empty: the library's default"})
+    allow_degenerate: bool = field(default=False, metadata={"help": "go on past the competence gate (a student outside its success band, or rollouts without failures or successes); recorded as a tag and shown on the report"})
     phases: str = field(default="", metadata={"help": f"comma-separated phases to run, in pipeline order (empty: all of {', '.join(PHASES)})"})
     overrides: str = field(default="", metadata={"help": "other phase parameters: phase.parameter=value pairs separated by ';' (they win over the sizes)"})
     student_n_train_goals: int = field(default=StudentConfig.n_train_goals, metadata={"help": "student: train goals played by the expert"})
@@ -260,6 +268,45 @@ def launch(phase: str, params: dict[str, str], upstream: dict[str, str], experim
     return submitted.run_id
 
 
+def competence_gate(upstream: dict[str, str], allow_degenerate: bool) -> None:
+    """Stop before labeling when the student cannot be studied: its held-out success (student
+    run) is outside its band, or its rollouts have no failures or no successes.
+
+    Raises:
+        PipelineError: the measured rates and what to do, unless `allow_degenerate`.
+    """
+    from entry_points.rollouts import COMPETENCE_TAG as ROLLOUTS_TAG
+    from entry_points.student import COMPETENCE_TAG
+
+    client = MlflowClient()
+    problems = []
+    student = upstream.get("student")
+    if student and RUN_ID_RE.match(student):
+        tags = client.get_run(student).data.tags
+        detail = json.loads(tags.get("teachable.competence.detail", "{}") or "{}")
+        if tags.get(COMPETENCE_TAG, "in_band") not in ("in_band", "unmeasured"):
+            problems.append(f"the student (run {student}) solved {detail.get('rate', 0):.1%} of {detail.get('n_goals')} "
+                            f"held-out goals, outside the band [{detail.get('min_success')}, {detail.get('max_success')}] "
+                            f"where teachable moments can be measured: {detail.get('advice')}")
+    rollouts = upstream.get("mine") and client.get_run(upstream["mine"]).data.tags.get("upstream.rollouts")
+    if rollouts:
+        run = client.get_run(rollouts)
+        status = run.data.tags.get(ROLLOUTS_TAG, "in_band")
+        if status != "in_band":
+            rate = run.data.metrics.get("success_rate", float("nan"))
+            problems.append(f"its rollouts (run {rollouts}) succeeded on {rate:.1%} of their episodes ({status.replace('_', ' ')}): "
+                            "labels need both failures (to snapshot) and successes (to measure leverage); play more goals "
+                            "(rollouts_n_goals) or train the student differently")
+    if not problems:
+        return
+    if allow_degenerate:
+        log.warning("pipeline: going on past the competence gate (allow_degenerate=true): %s", "; ".join(problems))
+        mlflow.set_tag("teachable.degenerate", "; ".join(problems)[:5000])
+        return
+    raise PipelineError("; ".join(problems) + ". Or pass allow_degenerate=true to label it anyway (recorded and shown "
+                        "on the report).")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(PipelineConfig, argv, __doc__)
     with start_phase(PHASE, config) as run:
@@ -273,11 +320,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         version = code_version()
         done: dict[str, str] = {}
         summary = []
+        mlflow.set_tag(DEGENERATE_TAG, str(config.allow_degenerate).lower())
         for phase in plan:
             start = time.perf_counter()
             overridden = set(config.override_map().get(phase, {}))
             inputs, upstream = resolve_inputs(phase, done, overridden, experiment_id)
             params = phase_params(config, phase, declared[phase], inputs)
+            if phase == GATED_PHASE:
+                competence_gate(upstream, config.allow_degenerate)
             found = find_reusable([experiment_id], phase, expected_params(phase, params), upstream, version)
             if found is not None:
                 status, run_id = "reused", found.info.run_id

@@ -53,11 +53,18 @@ def _ndcg(version) -> float:
 
 
 def decide(candidate_ndcg: float, champion_ndcg: float | None) -> bool:
-    """Promote when there is no champion, or the candidate's NDCG is strictly higher (NaN never wins)."""
+    """Promote when there is no champion, or the candidate's NDCG is strictly higher.
+
+    Raises:
+        UpstreamError: the candidate's NDCG is NaN: there is nothing to compare, so it is refused.
+    """
+    if candidate_ndcg != candidate_ndcg:
+        raise UpstreamError(
+            "the challenger's validation NDCG is NaN (no validation snapshot has a positive ELP_net, so its ranking "
+            "was never measured): it is not promoted. Label more snapshots, or a student in its competence band, and "
+            "train the predictor again; or promote a version explicitly with version=<n>.")
     if champion_ndcg is None:
         return True
-    if candidate_ndcg != candidate_ndcg:
-        return False
     return champion_ndcg != champion_ndcg or candidate_ndcg > champion_ndcg
 
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import mlflow
 import pandas as pd
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from entry_points.common import (
@@ -59,6 +60,30 @@ def _csv(run_id: str, path: str, phase: str) -> pd.DataFrame:
     return pd.read_csv(download_artifact(run_id, path, f"{phase} run"))
 
 
+def competence_warnings(label_run: Run) -> list[str]:
+    """Warnings about the student a label run studied: outside its competence band (student run),
+    or rollouts without failures or successes."""
+    client = MlflowClient()
+    out = []
+    student = label_run.data.tags.get("upstream.student")
+    if student:
+        tags = client.get_run(student).data.tags
+        status = tags.get("teachable.competence", "in_band")
+        if status not in ("in_band", "unmeasured"):
+            detail = json.loads(tags.get("teachable.competence.detail", "{}") or "{}")
+            out.append(f"the student (run {student}) is {status.replace('_', ' ')}: held-out success "
+                       f"{detail.get('rate', float('nan')):.1%} on {detail.get('n_goals')} goals, outside "
+                       f"[{detail.get('min_success')}, {detail.get('max_success')}]; these labels and everything "
+                       "trained on them measure a degenerate student")
+    mine = label_run.data.tags.get("upstream.mine")
+    rollouts = mine and client.get_run(mine).data.tags.get("upstream.rollouts")
+    if rollouts:
+        status = client.get_run(rollouts).data.tags.get("teachable.competence", "in_band")
+        if status != "in_band":
+            out.append(f"the rollouts (run {rollouts}) had {status.replace('_', ' ')}")
+    return out
+
+
 def gather_inputs(config: ReportConfig) -> ReportInputs:
     """Download what each referenced run wrote."""
     runs = {phase: optional_run(phase, ref) for phase, ref in config.refs().items()}
@@ -73,6 +98,7 @@ def gather_inputs(config: ReportConfig) -> ReportInputs:
         if len(inputs.thresholds) < 2:
             raise UpstreamError(f"label run {run_id} has no u_threshold / l_threshold metrics; rerun label.")
         inputs.u_measure = run.data.params.get("u_measure", "entropy")
+        inputs.warnings += competence_warnings(run)
     if run_id := runs["train_matrix"]:
         inputs.training_summary = json.loads(download_artifact(run_id, "training_summary.json", "train_matrix run")
                                              .read_text())
@@ -95,10 +121,13 @@ def gather_inputs(config: ReportConfig) -> ReportInputs:
 def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(ReportConfig, argv, __doc__)
     with start_phase(PHASE, config), tempfile.TemporaryDirectory() as tmp:
-        result = write_report(gather_inputs(config), tmp, figure_formats=split_list(config.figure_formats),
+        inputs = gather_inputs(config)
+        result = write_report(inputs, tmp, figure_formats=split_list(config.figure_formats),
                               table_formats=split_list(config.table_formats))
         log_metrics({"n_figures": len(result.figures), "n_tables": len(result.tables)})
         mlflow.set_tags({f"report.left_out.{what}": why for what, why in result.skipped.items()})
+        if inputs.warnings:
+            mlflow.set_tag("report.warnings", " | ".join(inputs.warnings)[:5000])
         mlflow.log_artifacts(tmp)
 
 

@@ -10,6 +10,7 @@ episodes run in chunks on Ray actors (`executor.retries`: chunks retried after a
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,8 @@ from webshop_env.env import Shop
 
 PHASE = "rollouts"
 CONFIG = RolloutsConfig
+COMPETENCE_TAG = "teachable.competence"
+log = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -44,17 +47,46 @@ def main(argv: Sequence[str] | None = None) -> None:
     with start_phase(PHASE, config):
         student = config.student if config.student in BUILTIN_POLICIES else resolve_model(config.student, "student")
         shop = Shop.load(config.data_dir or None)
+        log_effective_sizes(config, shop)
         spec = PolicySpec(student, config.temperature, batch_size=config.policy_batch, **config.model_loading())
-        with episode_executor(config, shop, config.data_dir, [spec], held={spec: spec.build(shop)}) as executor:
+        policy = spec.build(shop)
+        with episode_executor(config, shop, config.data_dir, [spec], held={spec: policy}) as executor:
             by_split = collect_rollouts(shop, spec, config, executor=executor)
         for split, trajectories in by_split.items():
             prefix = "test_" if split == "test" and split != config.split else ""
             log_metrics({prefix + k: v for k, v in summarize(trajectories).items()})
-        log_metrics(executor_metrics(executor))
+        log_metrics({**executor_metrics(executor), **policy_counters(policy)})
+        check_competence(summarize(by_split[config.split]))
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "rollouts.jsonl"
             write_jsonl(path, [t for trajectories in by_split.values() for t in trajectories])
             mlflow.log_artifact(str(path))
+
+
+def log_effective_sizes(config: RolloutsConfig, shop: Shop) -> None:
+    """Warn about and record (`effective.<size>`) goal counts larger than the splits hold."""
+    for name, split, asked in (("n_goals", config.split, config.n_goals), ("test_goals", "test", config.test_goals)):
+        available = len(shop.split_goal_indices(split))
+        if asked > available:
+            log.warning("rollouts: %s=%d but the %s split of this catalogue has %d goals; playing %d", name, asked,
+                        split, available, available)
+        mlflow.log_metric(f"effective.{name}", min(asked, available) if asked > 0 or name == "n_goals" else 0)
+
+
+def policy_counters(policy: object) -> dict[str, int]:
+    """An LM policy's query and prompt counters (queries written, rewritten, replaced; prompts cut)."""
+    out = {f"queries.{k}": v for k, v in getattr(policy, "query_stats", {}).items()}
+    return {**out, **{f"prompts.{k}": v for k, v in getattr(policy, "prompt_stats", {}).items()}}
+
+
+def check_competence(summary: dict[str, float]) -> None:
+    """Tag whether the rollouts hold both failures and successes (`pipeline` stops before labeling otherwise)."""
+    rate = summary.get("success_rate", 0.0)
+    status = "no_successes" if rate <= 0 else "no_failures" if rate >= 1 else "in_band"
+    mlflow.set_tag(COMPETENCE_TAG, status)
+    if status != "in_band":
+        log.warning("rollouts: success rate %.1f%% (%s): labels need failures to snapshot and successes to measure "
+                    "leverage", 100 * rate, status.replace("_", " "))
 
 
 if __name__ == "__main__":

@@ -140,8 +140,9 @@ def build_eval_sets(shop: Shop, *, labeled: Sequence[LabeledSnapshot], rollouts:
         train = set(shop.split_goal_indices("train"))
         solved = sorted({int(t.goal_idx) for t in rollouts if t.success and t.goal_idx in train})
         if not solved:
-            raise ValueError(f"no train goal was solved in the {len(rollouts)} rollouts given: run the `rollouts` "
-                             "phase (with more goals) first, or set retention_goals=0.")
+            raise EvalSetError(f"the retention set needs train goals the base student solved, and it solved none in the "
+                               f"{len(rollouts)} rollouts given: run the `rollouts` phase with more goals (or a student "
+                               "that succeeds sometimes) first, or set retention_goals=0.")
         # select_snapshots is the seeded, order-keeping draw; it works on any sequence.
         retention = list(select_snapshots(solved, config.retention_goals, config.seed))  # type: ignore[arg-type]
     sets = EvalSets(heldout=heldout, failures=failures, retention=retention)
@@ -366,6 +367,10 @@ class EvaluateConfig(EvalConfig):
 
 
 BASE_FILE = "base_model.json"
+
+
+class EvalSetError(ValueError):
+    """An evaluation set cannot be built from the runs given; the message says what to change."""
 
 
 def record_adapter_base(adapter_dir: str | Path, base_model: str) -> None:

@@ -129,7 +129,12 @@ def test_promote_decision() -> None:
     from entry_points.promote import decide
 
     assert decide(0.5, None) and decide(0.6, 0.5) and not decide(0.5, 0.5) and not decide(0.4, 0.5)
-    assert not decide(math.nan, 0.5) and decide(0.1, math.nan)
+    assert decide(0.1, math.nan)
+    from entry_points.common import UpstreamError
+
+    for champion in (0.5, None):  # a NaN challenger is refused, champion or not
+        with pytest.raises(UpstreamError, match="NDCG is NaN"):
+            decide(math.nan, champion)
 
 
 def test_registry_round_trip_and_promotion(synthetic_label_run: dict) -> None:

@@ -15,7 +15,13 @@ import pytest
 import torch
 
 from teachable import models
-from teachable.models import REF_FILE, ModelNotFoundError, load_model, model_reference, train_bpe_tokenizer
+from teachable.models import (
+    REF_FILE,
+    ModelNotFoundError,
+    load_model,
+    model_reference,
+    train_bpe_tokenizer,
+)
 from teachable.policy.lm import LMPolicy, is_placeholder, load_prompt_settings
 from teachable.prompting import Context, render_prompt
 from teachable.student import StudentConfig, train_student
@@ -72,9 +78,8 @@ def put_in_hub_cache(folder: Path, cache: Path, repo_id: str) -> str:
 
 
 def contexts(shop, n: int = 3) -> list[Context]:
-    from webshop_env.env import WebShopEnv
-
     from teachable.prompting import context_from_env
+    from webshop_env.env import WebShopEnv
 
     env, out = WebShopEnv(shop=shop), []
     for g in shop.split_goal_indices("dev")[:n]:

@@ -98,6 +98,7 @@ class ReportInputs:
     ranking_curves: pd.DataFrame | None = None
     selection_summary: pd.DataFrame | None = None
     selection_comparisons: pd.DataFrame | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -116,6 +117,7 @@ def write_report(inputs: ReportInputs, out_dir: str | Path, *, figure_formats: S
     result = ReportResult()
 
     def figure(name: str, fig) -> None:
+        mark_empty_panels(fig)
         (out / "figures").mkdir(parents=True, exist_ok=True)
         for fmt in figure_formats:
             fig.savefig(out / "figures" / f"{name}.{fmt}", dpi=150)
@@ -165,5 +167,35 @@ def write_report(inputs: ReportInputs, out_dir: str | Path, *, figure_formats: S
         result.skipped["selection"] = "no select run (H7 frontier, gain vs K, selection summary)"
     for what, why in result.skipped.items():
         log.info("report: %s left out: %s", what, why)
+    write_notes(out, inputs.warnings, result)
     return result
+
+
+def write_notes(out: Path, warnings: Sequence[str], result: ReportResult) -> None:
+    """`report.md`: the warnings the results must be read with (a student outside its competence
+    band, a pipeline that went on past the gate), what was left out, and the files."""
+    lines = ["# Report", ""]
+    if warnings:
+        lines += ["## Warnings", "", *(f"- **{w}**" for w in warnings), ""]
+        for w in warnings:
+            log.warning("report: %s", w)
+    if result.skipped:
+        lines += ["## Left out", "", *(f"- {what}: {why}" for what, why in result.skipped.items()), ""]
+    lines += ["## Files", "", *(f"- {f}" for f in (*result.figures, *result.tables))]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def mark_empty_panels(fig: Any) -> None:
+    """Write "no data" across every panel of `fig` that has nothing finite to show (all NaN, or no data)."""
+    import numpy as np
+
+    for ax in fig.axes:
+        values = [np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()]
+        values += [np.asarray(c.get_offsets(), dtype=float).ravel() for c in ax.collections
+                   if hasattr(c, "get_offsets")]
+        values += [np.asarray([p.get_height()], dtype=float) for p in ax.patches if hasattr(p, "get_height")]
+        values += [np.asarray(im.get_array(), dtype=float).ravel() for im in ax.get_images()]
+        if not any(np.isfinite(v).any() for v in values if v.size):
+            ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", fontsize=14, color="0.4")
 

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 TABLE_FORMATS: tuple[str, ...] = ("csv", "md", "tex")
+NO_DATA = "no data"
 
 
 def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -24,10 +25,10 @@ def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> N
 
 
 def format_value(value: Any, digits: int = 3) -> str:
-    """A cell as text: floats rounded to `digits`, NaN and None as `-`, whole floats without decimals
-    when they are counts (e.g. 24.0 -> 24)."""
+    """A cell as text: floats rounded to `digits`, NaN and None as `no data`, whole floats without
+    decimals when they are counts (e.g. 24.0 -> 24)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
+        return NO_DATA
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):

@@ -80,6 +80,23 @@ def cell_parts(cell: str) -> tuple[str | None, str | None]:
     return quadrant, fmt
 
 
+def empty_cell_message(records: Sequence[LabeledSnapshot], cell: str, quadrant: str | None) -> str:
+    """Why a cell has nothing to train on, and what would change it."""
+    where = f"quadrant {quadrant}" if quadrant else "the labeled set"
+    levers = [r.leverage["L_local"]["value"] for r in records if "L_local" in r.leverage]
+    if records and levers and all(v == 0 for v in levers):
+        return (f"cell {cell}: no snapshot falls in {where} because every one of the {len(records)} labeled snapshots has "
+                "L_local = 0 (forcing the teacher's action never changed the student's success): the student is out "
+                "of its competence band, so labeling more of them will not help; train a student that succeeds "
+                "sometimes (student phase: more epochs or a stronger base) and label again, or leave the cell out "
+                "(cells=...).")
+    if records and not any(r.teacher for r in records):
+        return (f"cell {cell}: none of the {len(records)} labeled snapshots has teacher advice (the teacher failed on "
+                "all of them); check the teacher (teacher=offline works without a network) and label again.")
+    return (f"cell {cell}: no labeled snapshot with teacher advice in {where} (of {len(records)} labeled); label more "
+            "snapshots (max_snapshots) or leave the cell out (cells=...).")
+
+
 def cell_examples(records: Sequence[LabeledSnapshot], cell: str, budget: int,
                   seed: int) -> tuple[list[tuple[LabeledSnapshot, str]], dict[str, Any]]:
     """The (snapshot, format) examples of a cell and a description of how they were drawn.
@@ -91,9 +108,7 @@ def cell_examples(records: Sequence[LabeledSnapshot], cell: str, budget: int,
     quadrant, fmt = cell_parts(cell)
     pool = [r for r in usable if quadrant is None or r.quadrant == quadrant]
     if not pool:
-        where = f"quadrant {quadrant}" if quadrant else "the labeled set"
-        raise EmptyCellError(f"cell {cell}: no labeled snapshot with teacher advice in {where}; label more snapshots "
-                             "(max_snapshots) or leave the cell out (cells=...).")
+        raise EmptyCellError(empty_cell_message(records, cell, quadrant))
     rng = np.random.default_rng(derive_seed(seed, CELLS.index(cell)))
     if cell == "B2_all":
         return [(r, routed_format(r)) for r in pool], {
