@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                                       batch_size=config.policy_batch, **config.model_loading())
         with episode_executor(config, shop, config.data_dir, list(models.values())) as executor:
             rows = [row for name, spec in models.items()
-                    for row in evaluate_policy(shop, spec, sets, config, name=name, executor=executor)]
+                    for row in evaluate_policy(shop, spec, sets, config, name=name, executor=executor, progress=True)]
         log_metrics(executor_metrics(executor))
         summary = summarize_eval(rows, config)
         gains = gains_vs_base(summary, BASE, rows=rows, config=config)

@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             train_and_register(config, records, shop, base_model, adapter, run.info.run_id, Path(tmp))
             sets = build_eval_sets(shop, labeled=records, rollouts=label_run_rollouts(label_run_id), config=config)
             rows = [row for name, spec in models.items()
-                    for row in evaluate_policy(shop, spec, sets, config, name=name, executor=executor)]
+                    for row in evaluate_policy(shop, spec, sets, config, name=name, executor=executor, progress=True)]
         log_metrics(executor_metrics(executor))
         summary = summarize_eval(rows, config)
         gains = gains_vs_base(summary, "base", rows=rows, config=config)

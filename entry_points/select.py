@@ -135,7 +135,8 @@ def model_spec(base_model: str, config: SelectConfig, adapter: str | None = None
 def evaluate_rows(shop: Shop, base_model: str, sets: Any, config: SelectConfig, name: str, executor: Executor,
                   adapter: str | None = None) -> list[dict[str, Any]]:
     # a SelectConfig is an EvalConfig
-    return evaluate_policy(shop, model_spec(base_model, config, adapter), sets, config, name=name, executor=executor)
+    return evaluate_policy(shop, model_spec(base_model, config, adapter), sets, config, name=name, executor=executor,
+                           progress=True)
 
 
 def gains_of(base_rows: list[dict[str, Any]], rows: list[dict[str, Any]], config: SelectConfig) -> dict[str, float]:

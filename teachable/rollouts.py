@@ -178,6 +178,7 @@ def run_episodes(
     live: list[_Live] = []
     free = [WebShopEnv(shop=shop, max_steps=max_steps) for _ in range(min(batch_size, len(specs)))]
     bar = tqdm(total=len(specs), desc=f"episodes ({policy.name})", disable=not progress, unit="ep")
+    n_steps = 0
     while free and pending:
         live.append(_start(free.pop(), *pending.pop()))
     with memoized(policy):  # the policy is fixed during the call: a context seen before is not rescored
@@ -186,6 +187,7 @@ def run_episodes(
             actions = policy.act([x.ctx for x in asking], [x.rng for x in asking], greedy=greedy) if asking else []
             chosen = dict(zip((id(x) for x in asking), actions, strict=True))
             still: list[_Live] = []
+            n_steps += len(live)  # every live episode takes one step
             for x in live:
                 action = chosen.get(id(x)) or x.spec.first_action
                 obs, reward, terminated, truncated, info = x.env.step(action)
@@ -203,6 +205,8 @@ def run_episodes(
             live = still
             while free and pending:
                 live.append(_start(free.pop(), *pending.pop()))
+            if progress:  # per step too: a batch of long episodes would otherwise sit still for minutes
+                bar.set_postfix_str(f"{n_steps} steps, {len(live)} live", refresh=True)
     bar.close()
     return [t for t in done if t is not None]
 
