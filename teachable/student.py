@@ -74,7 +74,7 @@ class StudentConfig:
     max_history: int = field(default=2, metadata={"help": "recent actions shown in the prompt"})
     anonymize_products: bool = field(default=True, metadata={"help": "swap product ids in each demonstration for random ones, so the student reads the page instead of memorising which id answers which goal"})
     list_actions: bool = field(default=True, metadata={"help": "list the valid actions in the prompt (a small model copies one)"})
-    few_shot: int = field(default=0, metadata={"help": "expert demonstrations shown in the prompt of a chat model (0: none)"})
+    few_shot: int = field(default=2, metadata={"help": "solved expert episodes shown in the prompt of a pretrained base (0: none; the tiny model never gets any)"})
     max_observation_chars: int = field(default=1000, metadata={"help": "observations are cut to this many characters in the prompt"})
     eval_goals: int = field(default=64, metadata={"help": "held-out goals to measure the student (and the expert) on (0: none)"})
     eval_split: str = field(default="dev", metadata={"help": "split of the held-out goals: dev (default; test stays for the evaluation phase) or test"})

@@ -113,7 +113,7 @@ def test_chat_prompt_has_no_placeholder_and_few_shot_examples(chat_models, small
 
 @pytest.mark.parametrize("query,bad", [("", True), ("<query>", True), ("  <your query here> ", True), ("...", True),
                                        ("keywords", True), ("a <b> c", True), ("red shoes", False), ("query", True),
-                                       ("search query tool", False)])
+                                       ("search query tool", False), ("SEP", True), ("[SEP] Search", True)])
 def test_placeholder_queries_are_recognised(query: str, bad: bool) -> None:
     assert is_placeholder(query) is bad
 

@@ -93,9 +93,16 @@ PLACEHOLDER_RE = re.compile(r"^\s*<[^<>]*>\s*$|^\W*$|^(?:your |the |a )?(?:query
                             r"search terms?|words to look for|\.\.\.|…)$", re.IGNORECASE)
 
 
+# words of the page's own markup: a query of nothing else was copied from the page's layout
+MARKUP_WORDS = frozenset({"sep", "search", "instruction", "instruction:", "webshop", "action", "action:", "query"})
+
+
 def is_placeholder(query: str) -> bool:
-    """Whether a written query is empty or a placeholder (`<query>`, `...`, `keywords`) rather than words to look for."""
-    return bool(PLACEHOLDER_RE.match(query)) or "<" in query and ">" in query
+    """Whether a written query is empty, a placeholder (`<query>`, `...`, `keywords`) or the page's
+    markup (`SEP`) rather than words to look for."""
+    if PLACEHOLDER_RE.match(query) or ("<" in query and ">" in query):
+        return True
+    return all(word.strip("[]():") in MARKUP_WORDS for word in query.lower().split())
 
 
 def parse_query(generated: str) -> str:
