@@ -27,14 +27,21 @@ def main(verbose: bool) -> None:
               help="Output folder (default: the embedded default's cache folder).")
 @click.option("--products", "n_products", type=click.IntRange(min=1), default=DEFAULT_N_PRODUCTS, show_default=True)
 @click.option("--seed", type=int, default=DEFAULT_GENERATOR_SEED, show_default=True)
-def generate(out: Path | None, n_products: int, seed: int) -> None:
+@click.option("--categories", default="", help="Comma-separated category mix, e.g. beauty,food,toys "
+              "(default: all categories).")
+def generate(out: Path | None, n_products: int, seed: int, categories: str) -> None:
     """Write a synthetic catalogue in WebShop's file format."""
-    from webshop_env.generate import generate_catalog
+    from webshop_env.generate import category_mix, generate_catalog
 
-    out = out or default_catalog_dir(n_products, seed)
+    try:
+        mix = category_mix(categories.split(",")) if categories.strip() else None
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--categories") from e
+    out = out or default_catalog_dir(n_products, seed, mix)
     start = time.perf_counter()
-    paths = generate_catalog(out, n_products=n_products, seed=seed)
-    click.echo(f"wrote {n_products} products (seed {seed}) to {out} in {time.perf_counter() - start:.1f}s")
+    paths = generate_catalog(out, n_products=n_products, seed=seed, categories=mix)
+    which = ", ".join(mix) if mix else "all categories"
+    click.echo(f"wrote {n_products} products (seed {seed}, {which}) to {out} in {time.perf_counter() - start:.1f}s")
     for kind, path in paths.items():
         click.echo(f"  {kind}: {path}")
 
