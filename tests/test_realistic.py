@@ -125,7 +125,8 @@ def test_titles_and_text_carry_the_real_attribute_strings(real_dir: Path) -> Non
     products, attributes, _ = read(real_dir)
     by_asin = {p["asin"]: p for p in products}
     scrub = by_asin["B07DJJXGB5"]  # "Find me scrubs & body treatments with tea tree, natural ingredients"
-    assert {"tea", "tree", "natural", "ingredients", "scrubs"} <= words(scrub["name"])
+    assert "scrubs" in words(scrub["name"])
+    assert {"tea", "tree", "natural", "ingredients"} <= words(scrub["name"] + " " + scrub["full_description"])
     assert any("TEA TREE" in b for b in scrub["small_description"])
     for p in products:
         indexed = " ".join((p["name"], p["full_description"])).lower()
@@ -204,3 +205,19 @@ def test_cli_realistic(tmp_path: Path) -> None:
     bad.write_text("[]")
     result = CliRunner().invoke(cli.main, ["realistic", "--attributes", str(bad), "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "expected a JSON dict" in result.output
+
+
+@needs_real
+def test_cache_folder_is_keyed_by_file_seed_and_distractors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           real_dir: Path) -> None:
+    from webshop_env.realistic import ensure_real_schema_catalog
+
+    monkeypatch.setenv("WEBSHOP_ENV_CACHE", str(tmp_path))
+    first = ensure_real_schema_catalog(REAL_FILE, seed=0)
+    assert first.parent == tmp_path / "catalogs" and first.name.startswith("realistic-")
+    assert (first / "items_shuffle.json").read_bytes() == (real_dir / "items_shuffle.json").read_bytes()
+    stamp = (first / "catalog_meta.json").stat().st_mtime_ns
+    assert ensure_real_schema_catalog(REAL_FILE, seed=0) == first  # reused, not rebuilt
+    assert (first / "catalog_meta.json").stat().st_mtime_ns == stamp
+    assert len({first, ensure_real_schema_catalog(REAL_FILE, seed=1),
+                ensure_real_schema_catalog(REAL_FILE, seed=0, distractors=1)}) == 3

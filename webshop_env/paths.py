@@ -34,6 +34,11 @@ def default_catalog_dir(n_products: int, seed: int, categories: Sequence[str] | 
     return cache_root() / "catalogs" / f"generated-{n_products}-seed{seed}{mix}"
 
 
+def real_schema_catalog_dir(source_sha256: str, seed: int, distractors: int) -> Path:
+    """Directory of a real-schema catalogue built from the attribute file with this sha256."""
+    return cache_root() / "catalogs" / f"realistic-{source_sha256[:16]}-seed{seed}-d{distractors}"
+
+
 def index_cache_dir() -> Path:
     """Directory holding search indexes keyed by catalogue content hash."""
     return cache_root() / "indexes"

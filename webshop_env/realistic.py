@@ -8,11 +8,11 @@ not always at hand; `build_real_schema_catalog` writes them from the attribute f
 - every record with an instruction becomes a *target* product under its real asin. The
   instruction is parsed into its product type (the leaf of WebShop's breadcrumb, "scrubs &
   body treatments") and its attributes before the noun, after "with" and after "for"; the
-  title, description and bullets are written from these real strings, the record's other
-  attributes and filler sentences of the product's category;
-- each target gets `distractors` products of the same type that share some of its
-  attributes but not all (the rest drawn from the real attributes of the same category), with
-  other brands, prices and option values;
+  title (about 60% of the attributes), description and bullets (all of them) are written from
+  these real strings, the record's other attributes and filler sentences of its category;
+- each target gets `distractors` near misses: products of the same type with most of its
+  requested attributes but not all (the rest drawn from the real attributes of the same
+  category), other brands, prices and option values;
 - option groups (size, color, flavor, scent, style) follow the product type, prices the
   category; ranged prices ("$12.99 - $15.99") and option images as in WebShop's data;
 - `items_human_ins.json` holds 1-2 human-style requests per target ("i am looking for ...")
@@ -55,6 +55,7 @@ from webshop_env.generate import (
     clean_option_value,
     title_case,
 )
+from webshop_env.paths import real_schema_catalog_dir
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ BUILDER_NAME = "webshop_env.realistic"
 BUILDER_VERSION = 1
 DEFAULT_DISTRACTORS = 2
 RANGED_PRICE_RATE = 0.15
+TITLE_RATE = 0.6  # chance that an attribute is named in the title, as in sellers' titles
 MAX_DRAWS = 20  # attempts at a distractor that answers no goal of its type
 INSTRUCTION_PREFIX = "find me "
 
@@ -373,7 +375,8 @@ class _Builder:
         rivals = self.wanted_by_type[target.request.product_type]
         others = [a for a in self.attribute_pools[target.category] if a not in wanted]
         for _ in range(MAX_DRAWS):
-            keep = set(rng.sample(wanted, rng.randint(1, len(wanted) - 1) if len(wanted) > 1 else 0))
+            n = len(wanted)
+            keep = set(rng.sample(wanted, rng.randint(max(1, n - 2), n - 1) if n > 1 else 0))  # a near miss
             added = rng.sample(others, min(len(others), rng.randint(1, 2)))
             if not any(rival <= keep | set(added) for rival in rivals):
                 break
@@ -444,7 +447,8 @@ class _Builder:
         rng = self.rng
         by_kind = defaultdict(list)
         for attribute, kind in product.shown:
-            by_kind[kind].append(title_case(attribute))
+            if rng.random() < TITLE_RATE:  # the others are only in the description and bullets
+                by_kind[kind].append(title_case(attribute))
         noun = title_case(product.request.product_type)
         head = " ".join((product.brand, *by_kind["pre"], noun))
         withs = by_kind["with"][:3]
@@ -572,10 +576,31 @@ def build_real_schema_catalog(attributes_file: str | Path, out_dir: str | Path, 
     for key, payload in (("products", rows), ("attributes", attributes), ("human_instructions", human)):
         _write_atomic(paths[key], json.dumps(payload))
     meta = {"builder": BUILDER_NAME, "version": BUILDER_VERSION, "source": source.name,
-            "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(), "seed": seed,
+            "source_sha256": file_sha256(source), "seed": seed,
             "distractors": distractors, "n_products": len(rows), "n_targets": len(requests),
             "n_human_instructions": sum(len(v) for v in human.values())}
     _write_atomic(out / META_FILE, json.dumps(meta, indent=2) + "\n")
     logger.info("wrote a real-schema catalogue of %d products (%d targets, seed %d) to %s",
                 len(rows), len(requests), seed, out)
     return paths
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ensure_real_schema_catalog(attributes_file: str | Path, seed: int = 0,
+                               distractors: int = DEFAULT_DISTRACTORS) -> Path:
+    """The cache folder of the real-schema catalogue of this attribute file, seed and
+    distractors (keyed by the file's sha256), built on first use.
+
+    Raises:
+        RealSchemaError, CatalogError: as `build_real_schema_catalog`.
+    """
+    source = Path(attributes_file).expanduser()
+    if not source.is_file():
+        raise RealSchemaError(f"attribute file {source} not found; give WebShop's items_ins_v2*.json.")
+    out = real_schema_catalog_dir(file_sha256(source), seed, distractors)
+    if not (out / META_FILE).is_file():
+        build_real_schema_catalog(source, out, seed=seed, distractors=distractors)
+    return out
