@@ -290,3 +290,74 @@ def test_generated_catalogue_loads_with_the_project_loader(tmp_path: Path) -> No
             values = {v for vs in product["options"].values() for v in vs}
             assert set(ins["instruction_options"]) <= values
             assert set(ins["instruction_attributes"]) <= set(product["Attributes"])
+
+
+# ---- category mix -------------------------------------------------------------------------
+
+MIX = ("beauty", "electronics", "garden", "pet", "toys")
+
+
+def test_category_mix_draws_only_its_categories_and_all_of_them() -> None:
+    products, attributes, human = generate_products(200, seed=7, categories=["toys", "Beauty ", "garden"])
+    assert {p["category"] for p in products} == {"beauty", "garden", "toys"}
+    queries = {sub.query for cat in vocab.CATEGORIES if cat.name in ("beauty", "garden", "toys")
+               for sub in cat.subcategories}
+    assert {p["query"] for p in products} == queries  # every sub-category of the mix gets its share
+    assert attributes and human
+
+
+def test_category_mix_is_canonical_and_the_full_mix_is_the_default(tmp_path: Path) -> None:
+    assert generate.category_mix(None) is None
+    assert generate.category_mix(["toys", "beauty", "toys"]) == ("beauty", "toys")
+    assert generate.category_mix([cat.name for cat in reversed(vocab.CATEGORIES)]) is None
+    assert generate_products(60, 3, ["pet", "food"]) == generate_products(60, 3, ["food", "pet"])
+    default = generate_catalog(tmp_path / "default", n_products=60, seed=3)
+    every = generate_catalog(tmp_path / "every", n_products=60, seed=3, categories=[c.name for c in vocab.CATEGORIES])
+    mixed = generate_catalog(tmp_path / "mixed", n_products=60, seed=3, categories=MIX)
+    for kind in default:
+        assert default[kind].read_bytes() == every[kind].read_bytes()
+        assert default[kind].read_bytes() != mixed[kind].read_bytes()
+    assert "categories" not in json.loads((tmp_path / "default" / "catalog_meta.json").read_text())
+    assert json.loads((tmp_path / "mixed" / "catalog_meta.json").read_text())["categories"] == list(MIX)
+
+
+def test_unknown_or_empty_category_mix_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown category kitchen; use some of: beauty, electronics, .*toys"):
+        generate_catalog(tmp_path, n_products=10, seed=0, categories=["beauty", "kitchen"])
+    with pytest.raises(ValueError, match="categories is empty"):
+        generate_products(10, seed=0, categories=[])
+    with pytest.raises(ValueError, match="not the string"):
+        generate_products(10, seed=0, categories="beauty,food")  # type: ignore[arg-type]
+    assert not (tmp_path / "catalog_meta.json").exists()
+
+
+def test_cache_folder_names_the_mix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from webshop_env.catalog import ensure_default_catalog
+    from webshop_env.paths import default_catalog_dir
+
+    monkeypatch.setenv("WEBSHOP_ENV_CACHE", str(tmp_path))
+    assert default_catalog_dir(1000, 0) == tmp_path / "catalogs" / "generated-1000-seed0"  # existing caches
+    folders = {default_catalog_dir(100, 7, m) for m in (None, ("beauty",), ("beauty", "toys"), ("food", "toys"))}
+    assert len(folders) == 4
+    mixed = ensure_default_catalog(60, 7, categories=["toys", "pet"])
+    plain = ensure_default_catalog(60, 7)
+    assert mixed == tmp_path / "catalogs" / "generated-60-seed7-pet+toys" and mixed != plain
+    assert json.loads((mixed / "catalog_meta.json").read_text())["categories"] == ["pet", "toys"]
+    assert "categories" not in json.loads((plain / "catalog_meta.json").read_text())
+
+
+def test_cli_generate_takes_a_category_mix(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from webshop_env import cli
+
+    out = tmp_path / "mix"
+    result = CliRunner().invoke(cli.main, ["generate", "--out", str(out), "--products", "40", "--seed", "7",
+                                           "--categories", "pet,toys"])
+    assert result.exit_code == 0, result.output
+    assert "pet, toys" in result.output
+    assert {p["category"] for p in json.loads((out / "items_shuffle.json").read_text())} == {"pet", "toys"}
+    bad = CliRunner().invoke(cli.main, ["generate", "--out", str(tmp_path / "bad"), "--categories", "pets"])
+    assert bad.exit_code == 2
+    assert "unknown category pets; use some of: beauty" in bad.output
+    assert not (tmp_path / "bad").exists()

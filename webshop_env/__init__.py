@@ -27,6 +27,7 @@ _EXPORTS = {
     "get_reward": "webshop_env.reward",
     "StateError": "webshop_env.state",
     "generate_catalog": "webshop_env.generate",
+    "build_real_schema_catalog": "webshop_env.realistic",
 }
 
 __all__ = ["ENV_ID", *_EXPORTS]

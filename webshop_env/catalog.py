@@ -23,6 +23,7 @@ import json
 import logging
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -283,14 +284,21 @@ def load_catalog(data_dir: str | Path, price_seed: int = 0, num_products: int | 
     )
 
 
-def ensure_default_catalog(n_products: int = DEFAULT_N_PRODUCTS, seed: int = DEFAULT_GENERATOR_SEED) -> Path:
-    """Return the folder of the generated default catalogue, generating it on first use."""
-    from webshop_env.generate import generate_catalog
+def ensure_default_catalog(n_products: int = DEFAULT_N_PRODUCTS, seed: int = DEFAULT_GENERATOR_SEED,
+                           categories: Sequence[str] | None = None) -> Path:
+    """Return the folder of a generated catalogue (the default: all categories), generating it on first use.
 
-    out = default_catalog_dir(n_products, seed)
+    Raises:
+        ValueError: `categories` names an unknown category.
+    """
+    from webshop_env.generate import category_mix, generate_catalog
+
+    mix = category_mix(categories)
+    out = default_catalog_dir(n_products, seed, mix)
     if not (out / "catalog_meta.json").is_file():
-        logger.info("generating the default catalogue (%d products, seed %d) in %s", n_products, seed, out)
-        generate_catalog(out, n_products=n_products, seed=seed)
+        logger.info("generating a catalogue (%d products, seed %d, categories %s) in %s", n_products, seed,
+                    ", ".join(mix) if mix else "all", out)
+        generate_catalog(out, n_products=n_products, seed=seed, categories=mix)
     return out
 
 

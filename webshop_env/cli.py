@@ -1,7 +1,8 @@
-"""Command line: `python -m webshop_env generate | index | play | serve`."""
+"""Command line: `python -m webshop_env generate | realistic | index | play | serve`."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -27,14 +28,46 @@ def main(verbose: bool) -> None:
               help="Output folder (default: the embedded default's cache folder).")
 @click.option("--products", "n_products", type=click.IntRange(min=1), default=DEFAULT_N_PRODUCTS, show_default=True)
 @click.option("--seed", type=int, default=DEFAULT_GENERATOR_SEED, show_default=True)
-def generate(out: Path | None, n_products: int, seed: int) -> None:
+@click.option("--categories", default="", help="Comma-separated category mix, e.g. beauty,food,toys "
+              "(default: all categories).")
+def generate(out: Path | None, n_products: int, seed: int, categories: str) -> None:
     """Write a synthetic catalogue in WebShop's file format."""
-    from webshop_env.generate import generate_catalog
+    from webshop_env.generate import category_mix, generate_catalog
 
-    out = out or default_catalog_dir(n_products, seed)
+    try:
+        mix = category_mix(categories.split(",")) if categories.strip() else None
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--categories") from e
+    out = out or default_catalog_dir(n_products, seed, mix)
     start = time.perf_counter()
-    paths = generate_catalog(out, n_products=n_products, seed=seed)
-    click.echo(f"wrote {n_products} products (seed {seed}) to {out} in {time.perf_counter() - start:.1f}s")
+    paths = generate_catalog(out, n_products=n_products, seed=seed, categories=mix)
+    which = ", ".join(mix) if mix else "all categories"
+    click.echo(f"wrote {n_products} products (seed {seed}, {which}) to {out} in {time.perf_counter() - start:.1f}s")
+    for kind, path in paths.items():
+        click.echo(f"  {kind}: {path}")
+
+
+@main.command()
+@click.option("--attributes", "attributes_file", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="WebShop's attribute file (items_ins_v2*.json); its records with an instruction become products.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--distractors", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Products of the same type per target that share only some of its attributes.")
+def realistic(attributes_file: Path, out: Path, seed: int, distractors: int) -> None:
+    """Write a catalogue in WebShop's real schema (products, attributes, human instructions)."""
+    from webshop_env.catalog import CatalogError
+    from webshop_env.realistic import build_real_schema_catalog
+
+    start = time.perf_counter()
+    try:
+        paths = build_real_schema_catalog(attributes_file, out, seed=seed, distractors=distractors)
+    except CatalogError as e:
+        raise click.UsageError(str(e)) from e
+    meta = json.loads((out / "catalog_meta.json").read_text())
+    click.echo(f"wrote {meta['n_products']} products ({meta['n_targets']} with {meta['n_human_instructions']} human "
+               f"instructions, seed {seed}) to {out} in {time.perf_counter() - start:.1f}s")
     for kind, path in paths.items():
         click.echo(f"  {kind}: {path}")
 

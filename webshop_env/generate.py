@@ -18,8 +18,12 @@ asins, asin "nan" or longer than 10 characters), blank bullets, missing and rang
 mixed-case option values and values with '/'. `n_products` counts the products the loader
 keeps; the skipped rows come on top (only when `n_products >= 50`).
 
-Output is a pure function of `(n_products, seed)`: all randomness comes from one private
-`random.Random(seed)`, and files are byte-identical across runs.
+`categories` restricts the products to some of the categories (a *category mix*, e.g. to
+build a catalogue a student was not trained on); None draws from all of them, and a mix that
+names every category is the same as None.
+
+Output is a pure function of `(n_products, seed, categories)`: all randomness comes from one
+private `random.Random(seed)`, and files are byte-identical across runs.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import logging
 import os
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -154,10 +158,11 @@ class _Row:
 class _Generator:
     """Draws products one by one from a single `random.Random(seed)`."""
 
-    def __init__(self, n_products: int, seed: int) -> None:
+    def __init__(self, n_products: int, seed: int, categories: tuple[str, ...] | None = None) -> None:
         self.rng = random.Random(seed)
         self.n_products = n_products
-        self.subs = [(cat, sub) for cat in vocab.CATEGORIES for sub in cat.subcategories]
+        self.subs = [(cat, sub) for cat in vocab.CATEGORIES if categories is None or cat.name in categories
+                     for sub in cat.subcategories]
         self.pools = [self._attribute_pool(cat, sub) for cat, sub in self.subs]
         counts, weights = zip(*ATTRIBUTE_COUNT_WEIGHTS, strict=True)
         self.count_values = counts
@@ -537,20 +542,54 @@ def _check_args(n_products: int, seed: int) -> None:
         raise ValueError(f"seed must be an integer, got {seed!r}.")
 
 
-def generate_products(n_products: int, seed: int) -> tuple[list[dict], dict, dict]:
+def category_mix(categories: Sequence[str] | None) -> tuple[str, ...] | None:
+    """The canonical form of a category mix: names in the vocabulary's order, None for all.
+
+    Args:
+        categories: category names (case and surrounding spaces ignored), or None for all.
+
+    Raises:
+        ValueError: a name is not a category, the mix is empty, or `categories` is a bare string.
+    """
+    if categories is None:
+        return None
+    if isinstance(categories, str):
+        raise ValueError(f"categories must be a list of names, not the string {categories!r}; "
+                         "split a comma-separated list first.")
+    valid = [cat.name for cat in vocab.CATEGORIES]
+    wanted = {str(name).strip().lower() for name in categories} - {""}
+    unknown = sorted(wanted - set(valid))
+    if unknown:
+        raise ValueError(f"unknown categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; "
+                         f"use some of: {', '.join(valid)}.")
+    if not wanted:
+        raise ValueError(f"categories is empty; name at least one of: {', '.join(valid)} (or None for all).")
+    mix = tuple(name for name in valid if name in wanted)
+    return None if len(mix) == len(valid) else mix
+
+
+def generate_products(n_products: int, seed: int,
+                      categories: Sequence[str] | None = None) -> tuple[list[dict], dict, dict]:
     """Return the three payloads (raw products, items_ins_v2, items_human_ins) without writing.
 
     The products list also holds the rows WebShop's loader skips (duplicate and invalid asins)
     when `n_products >= 50`; `n_products` valid products remain after loading.
 
+    Args:
+        n_products: number of products the loader keeps.
+        seed: seed of the generator.
+        categories: category names to draw from (see `category_mix`); None for all.
+
     Raises:
-        ValueError: `n_products` is not a positive integer or `seed` is not an integer.
+        ValueError: `n_products` is not a positive integer, `seed` is not an integer, or
+            `categories` names an unknown category.
     """
     _check_args(n_products, seed)
+    mix = category_mix(categories)
     products: list[dict] = []
     attributes: dict[str, dict] = {}
     human: dict[str, list[dict]] = {}
-    for row in _Generator(n_products, seed).rows():
+    for row in _Generator(n_products, seed, mix).rows():
         products.append(row.product)
         if row.record is not None:
             attributes[row.product["asin"]] = row.record
@@ -597,7 +636,8 @@ def _write_atomic(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def generate_catalog(out_dir: Path | str, n_products: int = 1000, seed: int = 0) -> dict[str, Path]:
+def generate_catalog(out_dir: Path | str, n_products: int = 1000, seed: int = 0,
+                     categories: Sequence[str] | None = None) -> dict[str, Path]:
     """Write a synthetic catalogue in WebShop's file format into `out_dir` (created if missing).
 
     Files are written under temp names and renamed into place; `catalog_meta.json` is removed
@@ -606,16 +646,20 @@ def generate_catalog(out_dir: Path | str, n_products: int = 1000, seed: int = 0)
     Args:
         out_dir: destination folder.
         n_products: number of products the loader keeps (skipped rows come on top).
-        seed: seed of the generator; the same (n_products, seed) gives byte-identical files.
+        seed: seed of the generator; the same (n_products, seed, categories) gives
+            byte-identical files.
+        categories: category names to draw from (see `category_mix`); None for all, which
+            `catalog_meta.json` then does not mention.
 
     Returns:
         {"products": path, "attributes": path, "human_instructions": path}.
 
     Raises:
-        ValueError: `n_products` is not a positive integer, `seed` is not an integer, or
-            `out_dir` is a file.
+        ValueError: `n_products` is not a positive integer, `seed` is not an integer,
+            `categories` names an unknown category, or `out_dir` is a file.
     """
     _check_args(n_products, seed)
+    mix = category_mix(categories)
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir {out} is a file; give a folder for the catalogue files.")
@@ -628,7 +672,7 @@ def generate_catalog(out_dir: Path | str, n_products: int = 1000, seed: int = 0)
         for key, opener in (("products", "["), ("attributes", "{"), ("human_instructions", "{")):
             streams.append(_JsonStream(paths[key], opener))
         products, attributes, human = streams
-        rows = tqdm(_Generator(n_products, seed).rows(), desc="generating products", unit="row",
+        rows = tqdm(_Generator(n_products, seed, mix).rows(), desc="generating products", unit="row",
                     disable=n_products < PROGRESS_MIN_PRODUCTS, mininterval=2.0)
         for row in rows:
             products.add(json.dumps(row.product))
@@ -644,7 +688,11 @@ def generate_catalog(out_dir: Path | str, n_products: int = 1000, seed: int = 0)
     finally:
         for stream in streams:
             stream.discard()  # no-op after a successful replace
-    meta = {"generator": GENERATOR_NAME, "version": GENERATOR_VERSION, "n_products": n_products, "seed": seed}
+    meta: dict[str, Any] = {"generator": GENERATOR_NAME, "version": GENERATOR_VERSION,
+                            "n_products": n_products, "seed": seed}
+    if mix is not None:
+        meta["categories"] = list(mix)
     _write_atomic(out / META_FILE, json.dumps(meta, indent=2) + "\n")
-    logger.info("wrote a generated catalogue of %d products (seed %d) to %s", n_products, seed, out)
+    logger.info("wrote a generated catalogue of %d products (seed %d, categories %s) to %s", n_products, seed,
+                ", ".join(mix) if mix else "all", out)
     return paths

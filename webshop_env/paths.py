@@ -8,6 +8,7 @@ passes an explicit directory.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import platformdirs
@@ -23,9 +24,19 @@ def cache_root() -> Path:
     return Path(platformdirs.user_cache_dir("webshop_env"))
 
 
-def default_catalog_dir(n_products: int, seed: int) -> Path:
-    """Directory of the generated catalogue with `n_products` products and `seed`."""
-    return cache_root() / "catalogs" / f"generated-{n_products}-seed{seed}"
+def default_catalog_dir(n_products: int, seed: int, categories: Sequence[str] | None = None) -> Path:
+    """Directory of the generated catalogue with `n_products` products, `seed` and category mix.
+
+    `categories` is a canonical mix (`webshop_env.generate.category_mix`); None, all
+    categories, keeps the folder name it always had, so existing caches stay valid.
+    """
+    mix = "" if categories is None else "-" + "+".join(categories)
+    return cache_root() / "catalogs" / f"generated-{n_products}-seed{seed}{mix}"
+
+
+def real_schema_catalog_dir(source_sha256: str, seed: int, distractors: int) -> Path:
+    """Directory of a real-schema catalogue built from the attribute file with this sha256."""
+    return cache_root() / "catalogs" / f"realistic-{source_sha256[:16]}-seed{seed}-d{distractors}"
 
 
 def index_cache_dir() -> Path:
