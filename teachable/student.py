@@ -47,6 +47,7 @@ from webshop_env.env import Shop, WebShopEnv
 
 log = logging.getLogger(__name__)
 TINY = "tiny"
+MAX_ID_TOKENS = 50_000  # catalogues up to this size get one token per product id
 
 
 @dataclass
@@ -266,7 +267,9 @@ def anonymize_products(pairs: Sequence[tuple[Context, str]], asins: Sequence[str
         if not found:
             out.append((ctx, action))
             continue
-        new = [pool[i] for i in rng.choice(len(pool), size=len(found), replace=False)]
+        draw = rng.choice(len(pool), size=len(found), replace=False) if len(pool) <= MAX_ID_TOKENS else \
+            _distinct(rng, len(pool), len(found))
+        new = [pool[i] for i in draw]
         mapping = {**dict(zip(found, new, strict=True)), **{a.lower(): b.lower() for a, b in zip(found, new, strict=True)}}
         def swap(text: str, table: dict[str, str] = mapping) -> str:
             return pattern.sub(lambda match: table.get(match.group(0), match.group(0)), text)
@@ -274,6 +277,14 @@ def anonymize_products(pairs: Sequence[tuple[Context, str]], asins: Sequence[str
         out.append((replace(ctx, observation=swap(ctx.observation), valid_actions=tuple(map(swap, ctx.valid_actions)),
                             history=tuple(map(swap, ctx.history))), swap(action)))
     return out
+
+
+def _distinct(rng: np.random.Generator, n: int, k: int) -> list[int]:
+    """`k` distinct indices below `n`, drawn without a permutation of all `n` (catalogues reach 1.18M products)."""
+    picked: dict[int, None] = {}
+    while len(picked) < k:
+        picked.setdefault(int(rng.integers(n)), None)
+    return list(picked)
 
 
 def build_student(config: StudentConfig, shop: Shop, pairs: Sequence[tuple[Context, str]]) -> LMPolicy:
@@ -293,7 +304,11 @@ def build_student(config: StudentConfig, shop: Shop, pairs: Sequence[tuple[Conte
     # one token per product id, as shown (upper case) and as clicked (lower case): a small model
     # then copies an id with one attention step instead of spelling it out piece by piece
     asins = sorted({p["asin"] for p in shop.catalog.products})
-    tokenizer.add_tokens([*asins, *(a.lower() for a in asins)])
+    if len(asins) <= MAX_ID_TOKENS:
+        tokenizer.add_tokens([*asins, *(a.lower() for a in asins)])
+    else:  # two embeddings per product would outgrow the model itself (1.18M products: 300M parameters)
+        log.warning("the catalogue has %d products, more than %d: product ids are spelled in BPE pieces, not one "
+                    "token each", len(asins), MAX_ID_TOKENS)
     longest = max((len(x) for x in tokenizer(prompts[:2000])["input_ids"]), default=256)
     model = build_tiny_llama(tokenizer, hidden_size=config.hidden_size, num_layers=config.num_layers,
                              num_heads=config.num_heads, intermediate_size=config.hidden_size * 3,
