@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from teachable.models import SMOLLM2_PRESET, load_model, resolve_device
+from teachable.models import SMOLLM2_PRESET, is_hub_id, load_model, resolve_device
 from teachable.policy.lm import SETTINGS_FILE, LMPolicy
 
 logger = logging.getLogger(__name__)
@@ -399,7 +399,7 @@ def _save(model: Any, tokenizer: Any, out: Path, *, base_model: str, adapter_ini
     existing = [s for s in sources if s.is_file()]
     if existing and existing[-1].resolve() != (out / SETTINGS_FILE).resolve():
         shutil.copyfile(existing[-1], out / SETTINGS_FILE)
-    is_folder = base_model != SMOLLM2_PRESET
+    is_folder = base_model != SMOLLM2_PRESET and not is_hub_id(base_model)
     meta = {
         "schema_version": META_SCHEMA_VERSION,
         "base_model": str(Path(base_model).expanduser().resolve()) if is_folder else base_model,
