@@ -11,7 +11,7 @@ from gymnasium.utils.env_checker import check_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from webshop_env.env import Shop, WebShopEnv
+from webshop_env.env import ACTION_RE, MAX_ACTION_CHARS, Shop, WebShopEnv, parse_action
 from webshop_env.state import StateError
 
 
@@ -169,6 +169,53 @@ def test_action_parsing_quirks(env: WebShopEnv) -> None:
     env.step("click[b0zebra001]")
     obs, *_ = env.step("search[leafy tea]")  # search works from an item page
     assert "B0TEA00001" in obs
+
+
+def _regex_parse(action: str) -> tuple[str, str | None]:
+    m = ACTION_RE.match(action)
+    return (action, None) if m is None else (m.group(1), m.group(2).lower())
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet="[]x\nK \r", max_size=14))
+def test_parse_action_equals_webshops_regex(action: str) -> None:
+    assert parse_action(action) == _regex_parse(action)
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["click[buy now] and then some", "search[a[b]c]", "a[[b]]", "x[y]z]", "[a]", "a[]", "a[b]\nc[d]",
+     "a\nb[c]", "a[b\n]", "Search[Red Shoes]", "a[b]]", "[[b]", "ab[c][d]"],
+)
+def test_parse_action_quirks_equal_the_regex(action: str) -> None:
+    assert parse_action(action) == _regex_parse(action)
+
+
+def test_parse_action_is_linear_on_backtracking_input() -> None:
+    # The regex takes seconds on 80 kB of "x["; 1 MB here finishes at once (bench/parse_action.py).
+    action = "x[" * 500_000
+    assert parse_action(action) == (action, None)
+    # The argument cannot be empty, so the name ends at the second-to-last "[".
+    assert parse_action(action + "]") == ("x[" * 499_998 + "x", "x[")
+    long_ok = "x[" * 500_000 + "y]"
+    assert parse_action(long_ok) == ("x[" * 499_999 + "x", "y")
+
+
+def test_actions_over_the_limit_are_invalid_no_ops(env: WebShopEnv) -> None:
+    _start(env, "B0SHOE0005")
+    before, *_ = env.step("search[stride runner running shoes]")
+    assert env.action_space.max_length == MAX_ACTION_CHARS
+    at_limit = "search[" + "a" * (MAX_ACTION_CHARS - 8) + "]"
+    assert len(at_limit) == MAX_ACTION_CHARS and env.action_space.contains(at_limit)
+    over = "click[next >]" + " " * (MAX_ACTION_CHARS + 1 - len("click[next >]"))
+    assert not env.action_space.contains(over)
+    state = json.loads(env.get_state().split(b',"crc"')[0] + b"}")
+    obs, reward, term, trunc, info = env.step(over)
+    assert (obs, reward, term, info["invalid_action"]) == (before, 0.0, False, True)
+    after = json.loads(env.get_state().split(b',"crc"')[0] + b"}")
+    assert after == {**state, "st": state["st"] + 1}
+    obs, *_, info = env.step(at_limit)
+    assert not info["invalid_action"] and "Total results: 0" in obs
 
 
 def test_back_to_search_resets(env: WebShopEnv) -> None:

@@ -6,8 +6,9 @@ and done flags follow the original WebShop (see `webshop_env.render` for the tex
 
 Actions are strings parsed with WebShop's regex `(.+)\\[(.+)\\]` (greedy, prefix match):
 `search[keywords]` works on every page but the done page; `click[label]` works when the
-lower-cased label is one of the page's clickables (`click[search]` does nothing). Anything
-else is a no-op: the page does not change, the reward is 0 and `info["invalid_action"]` is True.
+lower-cased label is one of the page's clickables (`click[search]` does nothing). An action
+longer than the action space's limit (`MAX_ACTION_CHARS`) is not parsed. Anything else is a
+no-op: the page does not change, the reward is 0 and `info["invalid_action"]` is True.
 """
 
 from __future__ import annotations
@@ -44,19 +45,35 @@ from webshop_env.state import GOAL_FIELDS, Session, decode, encode
 
 logger = logging.getLogger(__name__)
 
+# WebShop's action regex; `parse_action` computes the same match without backtracking.
 ACTION_RE = re.compile(r"(.+)\[(.+)\]")
 OBSERVATION_MODES = ("text", "text_rich", "html")
 RENDERERS = {"text": render_text, "text_rich": render_text_rich, "html": render_html}
 SEARCH_RETURN_N = 50
 MAX_TEXT = 1_000_000
+# Longer actions are no-ops (the action space's limit); WebShop's agents write far shorter ones.
+MAX_ACTION_CHARS = 1000
 
 
 def parse_action(action: str) -> tuple[str, str | None]:
-    """Split an action into (name, lower-cased argument) as WebShop does."""
-    m = ACTION_RE.match(action)
-    if m is None:
+    """Split an action into (name, lower-cased argument) exactly as `ACTION_RE.match` does.
+
+    The regex backtracks quadratically on inputs such as `"x[" * 40000`, so the match is
+    computed directly (linear time): `.` stops at the first newline, the greedy name ends at
+    the last `[` that leaves a non-empty argument before the line's last `]`, and the greedy
+    argument runs up to that `]`. A test checks it against the regex.
+
+    Returns:
+        (name, argument), or (action, None) when the action does not match.
+    """
+    newline = action.find("\n")
+    line = action if newline < 0 else action[:newline]
+    close = line.rfind("]")
+    # The name and the argument are both non-empty: "[" at 1 .. close - 2.
+    open_ = line.rfind("[", 1, close - 1) if close >= 3 else -1
+    if open_ < 0:
         return action, None
-    return m.group(1), m.group(2).lower()
+    return line[:open_], line[open_ + 1:close].lower()
 
 
 @dataclass
@@ -149,7 +166,7 @@ class WebShopEnv(gym.Env):
         self.observation_mode = observation_mode
         self.max_steps = max_steps
         self.observation_space = UnicodeText(max_length=MAX_TEXT)
-        self.action_space = UnicodeText(max_length=1000)
+        self.action_space = UnicodeText(max_length=MAX_ACTION_CHARS)
         self._render = RENDERERS[observation_mode]
         self._session: Session | None = None
         self._clickables: list[str] = []
@@ -181,7 +198,8 @@ class WebShopEnv(gym.Env):
         if not isinstance(action, str):
             raise TypeError(f"action must be a string such as 'search[red shoes]' or 'click[buy now]', got {type(action).__name__}.")
         s.steps += 1
-        name, arg = parse_action(action)
+        too_long = len(action) > self.action_space.max_length
+        name, arg = (action, None) if too_long else parse_action(action)
         reward, terminated, invalid = 0.0, False, False
         if name == "search" and arg:
             self._search(s, arg)
