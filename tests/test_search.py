@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 from pathlib import Path
 
@@ -23,14 +24,14 @@ from webshop_env.search import (
     open_search_engine,
 )
 from webshop_env.search.analyzer import ENGLISH_STOP_WORDS, tokenize
-from webshop_env.search.engine import META_FILE, byte4_to_int, encode_lengths, int_to_byte4
+from webshop_env.search.engine import META_FILE, _import_lucene_searcher, byte4_to_int, encode_lengths, int_to_byte4
 from webshop_env.search.porter import porter_stem
 
-try:  # the optional reference backend
-    from pyserini.search.lucene import LuceneSearcher  # noqa: F401
+try:  # the optional reference backend, imported as the engine imports it
+    _import_lucene_searcher()
 
     HAVE_PYSERINI = True
-except Exception:  # ImportError, or pyjnius failing without Java
+except ImportError:  # pyserini missing, or pyjnius failing without Java
     HAVE_PYSERINI = False
 
 # --------------------------------------------------------------------------------------------
@@ -436,13 +437,14 @@ def test_half_written_cache_dirs_are_ignored(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(HAVE_PYSERINI, reason="pyserini is installed")
 def test_pyserini_backend_explains_how_to_install(tmp_path: Path) -> None:
-    with pytest.raises(ImportError, match=r"pip install -e \.\[pyserini\].*Java 21|Java 21.*pip install"):
+    with pytest.raises(ImportError, match=r"Java runtime.*pip install -e \.\[pyserini\]"):
         open_search_engine([_product("red shoe", "B0A")], "h", backend="pyserini", cache_dir=tmp_path)
     with pytest.raises(ImportError, match="pyserini"):
         PyseriniEngine(["red shoe"])
 
 
-@pytest.mark.skipif(not HAVE_PYSERINI, reason="pyserini (and Java 21) not installed: pip install -e .[pyserini]")
+@pytest.mark.skipif(not HAVE_PYSERINI and os.environ.get("TEACHABLE_REQUIRE_PYSERINI") != "1",
+                    reason="pyserini (and Java) not installed: pip install -e .[pyserini]")
 def test_pyserini_parity(tmp_path: Path) -> None:
     docs, ids, queries = lucene_fixture_corpus()
     products = [_product(doc, asin) for doc, asin in zip(docs, ids, strict=True)]
