@@ -90,6 +90,10 @@ def _refuse_constant(name: str) -> float:
     raise StateError(f"state holds the number {name}, which no state from get_state() does; the state is corrupted.")
 
 
+# Refuses NaN and Infinity, which json.loads would otherwise accept; one decoder for all calls.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def _payload(blob: bytes) -> dict[str, Any]:
     if not isinstance(blob, bytes | bytearray):
         raise StateError(f"a state must be bytes from get_state(), got {type(blob).__name__}.")
@@ -108,7 +112,7 @@ def _payload(blob: bytes) -> dict[str, Any]:
     if zlib.crc32(body) != int(digits):
         raise StateError("state checksum does not match: the state is corrupted or truncated.")
     try:
-        payload = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+        payload = _DECODER.decode(body.decode("utf-8"))
     except StateError:
         raise
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -124,7 +128,7 @@ def _check(cond: bool, what: str) -> None:
 
 
 def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
+    return type(x) is int  # not bool, which JSON's true would give
 
 
 def _is_str_list(x: Any) -> bool:
@@ -206,7 +210,11 @@ def decode(
         )
     gi = p.get("gi")
     expected = _FIELDS | ({"goal"} if gi is None else set())
-    _check(set(p) == expected, f"set (missing {sorted(expected - set(p))}, unknown {sorted(set(p) - expected)})")
+    if p.keys() != expected:
+        raise StateError(
+            f"state fields are wrong (missing {sorted(expected - set(p))}, unknown {sorted(set(p) - expected)}); "
+            "the state is corrupted."
+        )
     if gi is None:
         problem = goal_problem(p["goal"])
         _check(problem is None, f"goal ({problem})")
@@ -216,10 +224,14 @@ def decode(
         goal = goals[gi]
     page, res, item, steps, pn = p["pg"], p["res"], p["it"], p["st"], p["pn"]
     _check(isinstance(page, str) and page in PAGE_KINDS, "pg (page)")
-    _check(_is_int(steps) and 0 <= steps <= MAX_STEPS, f"st (steps, 0..{MAX_STEPS})")
+    _check(_is_int(steps) and 0 <= steps <= MAX_STEPS, "st (steps, 0 to MAX_STEPS)")
     _check(p["kw"] is None or _is_str_list(p["kw"]), "kw (keywords)")
-    _check(isinstance(res, list) and len(res) <= MAX_RESULTS, f"res (at most {MAX_RESULTS} results)")
-    _check(all(_is_int(i) and 0 <= i < n_products for i in res) and len(set(res)) == len(res), "res (result indices)")
+    _check(isinstance(res, list) and len(res) <= MAX_RESULTS, "res (at most MAX_RESULTS = 50 results)")
+    _check(
+        all(type(i) is int for i in res) and (not res or 0 <= min(res) <= max(res) < n_products)
+        and len(set(res)) == len(res),
+        "res (result indices)",
+    )
     last_page = max(1, -(-len(res) // RESULTS_PER_PAGE))
     lowest = 1 if page in ("results", "item", "sub") else 0
     _check(_is_int(pn) and lowest <= pn <= last_page + steps, "pn (results page number)")
