@@ -6,10 +6,12 @@ i.e. Anserini 0.14.3 on Lucene 8.11) on the same inputs.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +26,12 @@ from webshop_env.search import (
     open_search_engine,
 )
 from webshop_env.search.analyzer import ENGLISH_STOP_WORDS, tokenize
-from webshop_env.search.engine import META_FILE, _import_lucene_searcher, byte4_to_int, encode_lengths, int_to_byte4
+from webshop_env.search.engine import META_FILE, byte4_to_int, encode_lengths, int_to_byte4
 from webshop_env.search.porter import porter_stem
 
-try:  # the optional reference backend, imported as the engine imports it
-    _import_lucene_searcher()
-
-    HAVE_PYSERINI = True
-except ImportError:  # pyserini missing, or pyjnius failing without Java
-    HAVE_PYSERINI = False
+# The optional reference backend: pyserini and a Java runtime (checked without starting the JVM
+# at collection; test_search_backends.py imports it as the engine does).
+HAVE_PYSERINI = importlib.util.find_spec("pyserini") is not None and shutil.which("java") is not None
 
 # --------------------------------------------------------------------------------------------
 # Porter stemmer
