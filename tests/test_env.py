@@ -11,7 +11,7 @@ from gymnasium.utils.env_checker import check_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from webshop_env.env import Shop, WebShopEnv
+from webshop_env.env import ACTION_RE, MAX_ACTION_CHARS, Shop, WebShopEnv, parse_action
 from webshop_env.state import StateError
 
 
@@ -171,6 +171,53 @@ def test_action_parsing_quirks(env: WebShopEnv) -> None:
     assert "B0TEA00001" in obs
 
 
+def _regex_parse(action: str) -> tuple[str, str | None]:
+    m = ACTION_RE.match(action)
+    return (action, None) if m is None else (m.group(1), m.group(2).lower())
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet="[]x\nK \r", max_size=14))
+def test_parse_action_equals_webshops_regex(action: str) -> None:
+    assert parse_action(action) == _regex_parse(action)
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["click[buy now] and then some", "search[a[b]c]", "a[[b]]", "x[y]z]", "[a]", "a[]", "a[b]\nc[d]",
+     "a\nb[c]", "a[b\n]", "Search[Red Shoes]", "a[b]]", "[[b]", "ab[c][d]"],
+)
+def test_parse_action_quirks_equal_the_regex(action: str) -> None:
+    assert parse_action(action) == _regex_parse(action)
+
+
+def test_parse_action_is_linear_on_backtracking_input() -> None:
+    # The regex takes seconds on 80 kB of "x["; 1 MB here finishes at once (bench/parse_action.py).
+    action = "x[" * 500_000
+    assert parse_action(action) == (action, None)
+    # The argument cannot be empty, so the name ends at the second-to-last "[".
+    assert parse_action(action + "]") == ("x[" * 499_998 + "x", "x[")
+    long_ok = "x[" * 500_000 + "y]"
+    assert parse_action(long_ok) == ("x[" * 499_999 + "x", "y")
+
+
+def test_actions_over_the_limit_are_invalid_no_ops(env: WebShopEnv) -> None:
+    _start(env, "B0SHOE0005")
+    before, *_ = env.step("search[stride runner running shoes]")
+    assert env.action_space.max_length == MAX_ACTION_CHARS
+    at_limit = "search[" + "a" * (MAX_ACTION_CHARS - 8) + "]"
+    assert len(at_limit) == MAX_ACTION_CHARS and env.action_space.contains(at_limit)
+    over = "click[next >]" + " " * (MAX_ACTION_CHARS + 1 - len("click[next >]"))
+    assert not env.action_space.contains(over)
+    state = json.loads(env.get_state().split(b',"crc"')[0] + b"}")
+    obs, reward, term, trunc, info = env.step(over)
+    assert (obs, reward, term, info["invalid_action"]) == (before, 0.0, False, True)
+    after = json.loads(env.get_state().split(b',"crc"')[0] + b"}")
+    assert after == {**state, "st": state["st"] + 1}
+    obs, *_, info = env.step(at_limit)
+    assert not info["invalid_action"] and "Total results: 0" in obs
+
+
 def test_back_to_search_resets(env: WebShopEnv) -> None:
     start, _ = _start(env, "B0ZEBRA001")
     env.step("search[zebra]")
@@ -302,6 +349,12 @@ def _with_payload(state: bytes, **changes) -> bytes:
     return raw[:-1] + b',"crc":' + str(zlib.crc32(raw)).encode() + b"}"
 
 
+def _with_body(body: bytes) -> bytes:
+    """A state blob with `body` (ending in "}") as its payload and a correct checksum."""
+    assert body.endswith(b"}")
+    return body[:-1] + b',"crc":' + str(zlib.crc32(body)).encode() + b"}"
+
+
 def test_bad_states_are_refused(tiny_shop: Shop) -> None:
     env = WebShopEnv(shop=tiny_shop)
     env.reset(seed=0)
@@ -319,12 +372,133 @@ def test_bad_states_are_refused(tiny_shop: Shop) -> None:
         env.set_state(bytes(corrupted))
     with pytest.raises(StateError, match="res"):
         env.set_state(_with_payload(state, res=[10**9]))
-    for bad in ({"pn": -1}, {"pn": 0}, {"st": -2}):  # a results page numbered 0 or below would wrap around
+    for bad in ({"pn": -1}, {"pn": 0}, {"pn": 10**9}):  # a results page numbered 0 or below would wrap around
         with pytest.raises(StateError, match="pn"):
             env.set_state(_with_payload(state, **bad))
-    env.set_state(_with_payload(state, pn=7))  # past the last results page is an empty page, as in WebShop
+    with pytest.raises(StateError, match="st"):
+        env.set_state(_with_payload(state, st=-2))
+    # Pages past the last are reachable ("Next >" is always there), one click each.
+    env.set_state(_with_payload(state, pn=7, st=6))
+    with pytest.raises(StateError, match="pn"):
+        env.set_state(_with_payload(state, pn=8, st=6))
     with pytest.raises(StateError, match="bytes"):
         env.set_state("not bytes")  # type: ignore[arg-type]
+
+
+def _item_state(shop: Shop, mode: str = "text") -> tuple[WebShopEnv, bytes]:
+    """An env on an item page with an option chosen, and its state."""
+    env = WebShopEnv(shop=shop, observation_mode=mode)
+    env.reset(options={"goal_idx": _goal_idx(shop, "B0SHOE0005")})
+    env.step("search[stride runner running shoes]")
+    env.step("click[b0shoe0005]")
+    env.step("click[navy blue]")
+    return env, env.get_state()
+
+
+def _payload_of(state: bytes) -> dict:
+    return json.loads(state[: state.rfind(b',"crc":')] + b"}")
+
+
+def _inline_goal(shop: Shop, state: bytes, **goal_changes) -> bytes:
+    goal = {**shop.goals[_goal_idx(shop, "B0SHOE0005")], **goal_changes}
+    goal = {k: v for k, v in goal.items() if v is not _DROP}
+    return _with_payload(state, gi=None, goal=goal)
+
+
+_DROP = object()
+_BAD_FIELDS = [
+    # field types
+    ({"op": ["navy blue"]}, "op"), ({"op": 5}, "op"), ({"op": {"color": 3}}, "op"),
+    ({"vis": 123}, "vis"), ({"vis": [1]}, "vis"), ({"vis": ["B0SHOE0005", "B0SHOE0005"]}, "vis"),
+    ({"kw": "stride"}, "kw"), ({"kw": [1]}, "kw"), ({"pg": 3}, "pg"), ({"pg": "checkout"}, "pg"),
+    ({"gi": True}, "gi"), ({"gi": "0"}, "gi"), ({"gi": -1}, "gi"), ({"gi": 10**6}, "gi"),
+    ({"st": 2.5}, "st"), ({"st": "3"}, "st"), ({"st": 10**7}, "st"), ({"st": True}, "st"),
+    ({"pn": 1.0}, "pn"), ({"pn": True}, "pn"), ({"pn": 0}, "pn"), ({"pn": 10**9}, "pn"),
+    ({"it": "3"}, "it"), ({"it": None}, "it"), ({"it": 10**9}, "it"), ({"it": -1}, "it"),
+    ({"res": {"0": 1}}, "res"), ({"res": [True]}, "res"), ({"res": [-1]}, "res"), ({"res": [0, 0]}, "res"),
+    ({"res": list(range(20)) * 3}, "res"), ({"res": [1.0]}, "res"),
+    # what must exist on the item and in the catalogue
+    ({"op": {"color": "purple"}}, "op"), ({"op": {"flavor": "navy blue"}}, "op"), ({"vis": ["B0NOPE0000"]}, "vis"),
+    # page consistency
+    ({"sub": "Description"}, "sub"), ({"pg": "sub", "sub": None}, "sub"), ({"pg": "sub", "sub": "Specs"}, "sub"),
+    ({"pg": "results", "op": {}}, "it"), ({"pg": "results", "it": None}, "op"),
+    ({"rw": 0.5}, "rw"), ({"pg": "done"}, "rw"), ({"pg": "done", "rw": "1.0"}, "rw"), ({"pg": "done", "rw": 1}, "rw"),
+    ({"pg": "done", "rw": 2.0}, "rw"), ({"pg": "done", "rw": -0.5}, "rw"),
+    # the set of fields
+    ({"x": 1}, "unknown"), ({"vis": _DROP}, "missing"), ({"goal": {}}, "unknown"), ({"gi": None}, "missing"),
+]
+
+
+@pytest.mark.parametrize("mode", ["text", "text_rich"])
+@pytest.mark.parametrize(("changes", "match"), _BAD_FIELDS, ids=[repr(c)[:60] for c, _ in _BAD_FIELDS])
+def test_refused_state_leaves_the_env_exactly_as_it_was(tiny_shop: Shop, mode: str, changes: dict, match: str) -> None:
+    env, item_state = _item_state(tiny_shop, mode)
+    env.reset(options={"goal_idx": 3})
+    env.step("search[zebra]")
+    env.step("click[next >]")
+    before = env.get_state()
+    body = {k: v for k, v in {**_payload_of(item_state), **changes}.items() if v is not _DROP}
+    with pytest.raises(StateError, match=match):
+        env.set_state(_with_body(json.dumps(body, separators=(",", ":")).encode()))
+    assert env.get_state() == before
+    twin = WebShopEnv(shop=tiny_shop, observation_mode=mode)
+    twin.set_state(before)
+    assert env.step("click[< prev]") == twin.step("click[< prev]")
+
+
+@pytest.mark.parametrize(
+    ("goal_changes", "match"),
+    [({"instruction_text": 5}, "strings"), ({"asin": 7}, "strings"), ({"attributes": []}, "attributes"),
+     ({"attributes": "red"}, "attributes"), ({"goal_options": 5}, "goal_options"),
+     ({"goal_options": {"size": 9}}, "goal_options"), ({"price_upper": "10"}, "price_upper"),
+     ({"price_upper": True}, "price_upper"), ({"name": _DROP}, "lacks"), ({"query": None}, "strings")],
+)
+def test_inline_goals_are_validated(tiny_shop: Shop, goal_changes: dict, match: str) -> None:
+    env, state = _item_state(tiny_shop, "text_rich")
+    good = _inline_goal(tiny_shop, state)
+    assert env.set_state(good)[0] == WebShopEnv(shop=tiny_shop, observation_mode="text_rich").set_state(state)[0]
+    before = env.get_state()
+    with pytest.raises(StateError, match=match):
+        env.set_state(_inline_goal(tiny_shop, state, **goal_changes))
+    assert env.get_state() == before
+    with pytest.raises(ValueError, match=match):  # reset takes the same goals
+        env.reset(options={"goal": {**tiny_shop.goals[0], **goal_changes}} if goal_changes != {"name": _DROP}
+                  else {"goal": {k: v for k, v in tiny_shop.goals[0].items() if k != "name"}})
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        (b'{"v":1,"cat":"\xff\xfe"}', "UTF-8"),
+        (b'{"v":1,"cat":}', "JSON"),
+        (b'{"v":1,"cat":"x",}', "JSON"),
+        (b'{"v":1,"x":NaN}', "NaN"),
+        (b'{"v":1,"x":Infinity}', "Infinity"),
+    ],
+)
+def test_decode_errors_are_state_errors(tiny_shop: Shop, body: bytes, match: str) -> None:
+    env, state = _item_state(tiny_shop)
+    with pytest.raises(StateError, match=match):
+        env.set_state(_with_body(body))
+    assert env.get_state() == state
+
+
+def test_deeply_nested_json_is_a_state_error(tiny_shop: Shop) -> None:
+    env, state = _item_state(tiny_shop)
+    body = b'{"v":1,"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(StateError, match="RecursionError"):
+        env.set_state(_with_body(body))
+    assert env.get_state() == state
+
+
+def test_oversized_states_are_refused(tiny_shop: Shop) -> None:
+    env, state = _item_state(tiny_shop)
+    for blob in (_with_payload(state, res=list(range(5_000_000))), state + b" " * 50_000_000):
+        with pytest.raises(StateError, match="bytes"):
+            env.set_state(blob)
+    with pytest.raises(StateError, match="checksum"):
+        env.set_state(state[: state.rfind(b":") + 1] + b"9" * 5000 + b"}")
+    assert env.get_state() == state
 
 
 def test_state_from_another_catalogue_is_refused(tiny_shop: Shop, tmp_path) -> None:

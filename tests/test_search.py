@@ -6,9 +6,12 @@ i.e. Anserini 0.14.3 on Lucene 8.11) on the same inputs.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import os
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +29,9 @@ from webshop_env.search.analyzer import ENGLISH_STOP_WORDS, tokenize
 from webshop_env.search.engine import META_FILE, byte4_to_int, encode_lengths, int_to_byte4
 from webshop_env.search.porter import porter_stem
 
-try:  # the optional reference backend
-    from pyserini.search.lucene import LuceneSearcher  # noqa: F401
-
-    HAVE_PYSERINI = True
-except Exception:  # ImportError, or pyjnius failing without Java
-    HAVE_PYSERINI = False
+# The optional reference backend: pyserini and a Java runtime (checked without starting the JVM
+# at collection; test_search_backends.py imports it as the engine does).
+HAVE_PYSERINI = importlib.util.find_spec("pyserini") is not None and shutil.which("java") is not None
 
 # --------------------------------------------------------------------------------------------
 # Porter stemmer
@@ -436,13 +436,14 @@ def test_half_written_cache_dirs_are_ignored(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(HAVE_PYSERINI, reason="pyserini is installed")
 def test_pyserini_backend_explains_how_to_install(tmp_path: Path) -> None:
-    with pytest.raises(ImportError, match=r"pip install -e \.\[pyserini\].*Java 21|Java 21.*pip install"):
+    with pytest.raises(ImportError, match=r"Java runtime.*pip install -e \.\[pyserini\]"):
         open_search_engine([_product("red shoe", "B0A")], "h", backend="pyserini", cache_dir=tmp_path)
     with pytest.raises(ImportError, match="pyserini"):
         PyseriniEngine(["red shoe"])
 
 
-@pytest.mark.skipif(not HAVE_PYSERINI, reason="pyserini (and Java 21) not installed: pip install -e .[pyserini]")
+@pytest.mark.skipif(not HAVE_PYSERINI and os.environ.get("TEACHABLE_REQUIRE_PYSERINI") != "1",
+                    reason="pyserini (and Java) not installed: pip install -e .[pyserini]")
 def test_pyserini_parity(tmp_path: Path) -> None:
     docs, ids, queries = lucene_fixture_corpus()
     products = [_product(doc, asin) for doc, asin in zip(docs, ids, strict=True)]

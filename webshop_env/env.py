@@ -6,8 +6,9 @@ and done flags follow the original WebShop (see `webshop_env.render` for the tex
 
 Actions are strings parsed with WebShop's regex `(.+)\\[(.+)\\]` (greedy, prefix match):
 `search[keywords]` works on every page but the done page; `click[label]` works when the
-lower-cased label is one of the page's clickables (`click[search]` does nothing). Anything
-else is a no-op: the page does not change, the reward is 0 and `info["invalid_action"]` is True.
+lower-cased label is one of the page's clickables (`click[search]` does nothing). An action
+longer than the action space's limit (`MAX_ACTION_CHARS`) is not parsed. Anything else is a
+no-op: the page does not change, the reward is 0 and `info["invalid_action"]` is True.
 """
 
 from __future__ import annotations
@@ -40,23 +41,39 @@ from webshop_env.paths import index_cache_dir
 from webshop_env.render import render_html, render_text, render_text_rich
 from webshop_env.reward import NounTagger, get_reward
 from webshop_env.search import SearchEngine, open_search_engine
-from webshop_env.state import GOAL_FIELDS, Session, decode, encode
+from webshop_env.state import MAX_RESULTS, Session, StateError, decode, encode, goal_problem
 
 logger = logging.getLogger(__name__)
 
+# WebShop's action regex; `parse_action` computes the same match without backtracking.
 ACTION_RE = re.compile(r"(.+)\[(.+)\]")
 OBSERVATION_MODES = ("text", "text_rich", "html")
 RENDERERS = {"text": render_text, "text_rich": render_text_rich, "html": render_html}
-SEARCH_RETURN_N = 50
+SEARCH_RETURN_N = MAX_RESULTS
 MAX_TEXT = 1_000_000
+# Longer actions are no-ops (the action space's limit); WebShop's agents write far shorter ones.
+MAX_ACTION_CHARS = 1000
 
 
 def parse_action(action: str) -> tuple[str, str | None]:
-    """Split an action into (name, lower-cased argument) as WebShop does."""
-    m = ACTION_RE.match(action)
-    if m is None:
+    """Split an action into (name, lower-cased argument) exactly as `ACTION_RE.match` does.
+
+    The regex backtracks quadratically on inputs such as `"x[" * 40000`, so the match is
+    computed directly (linear time): `.` stops at the first newline, the greedy name ends at
+    the last `[` that leaves a non-empty argument before the line's last `]`, and the greedy
+    argument runs up to that `]`. A test checks it against the regex.
+
+    Returns:
+        (name, argument), or (action, None) when the action does not match.
+    """
+    newline = action.find("\n")
+    line = action if newline < 0 else action[:newline]
+    close = line.rfind("]")
+    # The name and the argument are both non-empty: "[" at 1 .. close - 2.
+    open_ = line.rfind("[", 1, close - 1) if close >= 3 else -1
+    if open_ < 0:
         return action, None
-    return m.group(1), m.group(2).lower()
+    return line[:open_], line[open_ + 1:close].lower()
 
 
 @dataclass
@@ -149,7 +166,7 @@ class WebShopEnv(gym.Env):
         self.observation_mode = observation_mode
         self.max_steps = max_steps
         self.observation_space = UnicodeText(max_length=MAX_TEXT)
-        self.action_space = UnicodeText(max_length=1000)
+        self.action_space = UnicodeText(max_length=MAX_ACTION_CHARS)
         self._render = RENDERERS[observation_mode]
         self._session: Session | None = None
         self._clickables: list[str] = []
@@ -181,7 +198,8 @@ class WebShopEnv(gym.Env):
         if not isinstance(action, str):
             raise TypeError(f"action must be a string such as 'search[red shoes]' or 'click[buy now]', got {type(action).__name__}.")
         s.steps += 1
-        name, arg = parse_action(action)
+        too_long = len(action) > self.action_space.max_length
+        name, arg = (action, None) if too_long else parse_action(action)
         reward, terminated, invalid = 0.0, False, False
         if name == "search" and arg:
             self._search(s, arg)
@@ -204,13 +222,22 @@ class WebShopEnv(gym.Env):
     def set_state(self, state: bytes) -> tuple[str, dict[str, Any]]:
         """Restore a state from `get_state` (of this or another env on the same catalogue).
 
+        The state is checked in full and its page rendered before anything changes: a refused
+        state leaves the env exactly as it was.
+
         Raises:
-            StateError: the state is corrupted, truncated, of another version or catalogue.
+            StateError: the state is corrupted, truncated, too large, of another version or
+                catalogue, or has a field out of its type or range (see `webshop_env.state.decode`).
         """
-        session = decode(state, self.shop.catalog.content_hash, len(self.shop.catalog), self.shop.goals)
-        self._session = session
+        catalog = self.shop.catalog
+        session = decode(state, catalog.content_hash, len(catalog), self.shop.goals, catalog=catalog)
+        try:
+            obs, info, clickables_ = self._observation(session, invalid=False)
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            raise StateError(f"state does not render on this catalogue ({type(e).__name__}: {e}); the state is corrupted.") from e
+        self._session, self._clickables = session, clickables_
         self._over = session.page == "done" or session.steps >= self.max_steps
-        return self._observe(invalid=False)
+        return obs, info
 
     # ----------------------------------------------------------------- helpers
     @property
@@ -239,9 +266,9 @@ class WebShopEnv(gym.Env):
         goals = self.shop.goals
         if "goal" in options:
             goal = options["goal"]
-            missing = [k for k in GOAL_FIELDS if not isinstance(goal, dict) or k not in goal]
-            if missing:
-                raise ValueError(f"options['goal'] lacks WebShop goal fields {missing}.")
+            problem = goal_problem(goal)
+            if problem is not None:
+                raise ValueError(f"options['goal'] is not a usable WebShop goal: {problem}.")
             return None, goal
         if "goal_idx" in options:
             idx = options["goal_idx"]
@@ -312,16 +339,20 @@ class WebShopEnv(gym.Env):
         return Page("start", instruction, buttons_for("start"))
 
     def _observe(self, invalid: bool) -> tuple[str, dict[str, Any]]:
-        s = self._require_session()
+        obs, info, self._clickables = self._observation(self._require_session(), invalid)
+        return obs, info
+
+    def _observation(self, s: Session, invalid: bool) -> tuple[str, dict[str, Any], list[str]]:
+        """The observation, info and clickables of session `s`; changes nothing."""
         page = self._page(s)
-        self._clickables = clickables(page)
+        clickables_ = clickables(page)
         info = {
-            "available_actions": {"has_search_bar": page.kind == "start", "clickables": list(self._clickables)},
-            "valid_actions": [f"click[{c}]" for c in self._clickables if c != "search"],
+            "available_actions": {"has_search_bar": page.kind == "start", "clickables": list(clickables_)},
+            "valid_actions": [f"click[{c}]" for c in clickables_ if c != "search"],
             "search_allowed": page.kind != "done",
             "invalid_action": invalid,
             "goal_idx": s.goal_idx,
             "page": page.kind,
             "steps": s.steps,
         }
-        return self._render(page), info
+        return self._render(page), info, clickables_

@@ -10,11 +10,12 @@
   of the nouns match; to 0.0 when none does.
 - attributes: a goal attribute matches when a product attribute has a fuzzy token-set ratio
   > 85 with it, or when it is a substring of the lower-cased title, bullets or description.
-- options: purchased option values and goal option values are colour-normalised; a purchased
-  "size" must equal a goal option, any other option needs a fuzzy ratio > 85 with one; an
-  unmatched value still counts when it is a substring of the title, bullets or description.
-  Matches are counted over the *purchased* options, so they can exceed the goal's options (as
-  in WebShop).
+- options: purchased option values and goal option values are colour-normalised; a goal
+  option matches when *some* purchased value has a fuzzy token-set ratio > 85 with it. Each
+  goal option counts at most once, so option matches never exceed the goal's options and the
+  reward never exceeds 1. There is no substring fallback to the product's texts and no rule
+  for any option name: sizes are fuzzy too ("xx-large" matches "x-large" at 93, "100 count"
+  does not match "40 count" at 82).
 
 Noun tagging (for the title score) uses spaCy when it and an English model are installed
 (`pip install -e .[spacy]`), as WebShop did. Otherwise a heuristic tagger stands in
@@ -39,7 +40,7 @@ titles, which tags nearly every capitalised title word as PROPN:
 import functools
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from thefuzz import fuzz
@@ -151,7 +152,9 @@ COLOR_SET: tuple[str, ...] = (
     "wine",
     "yellow",
 )
-EXACT_MATCH_OPTIONS: frozenset[str] = frozenset({"size"})
+# WebShop compares every option name alike (sizes fuzzy too). Empty; kept for callers that
+# still consult it, so they judge options as the reward does.
+EXACT_MATCH_OPTIONS: frozenset[str] = frozenset()
 FUZZY_THRESHOLD = 85
 # 'PNOUN' is not a spaCy tag; WebShop lists it, and it is harmless to keep.
 NOUN_POS: frozenset[str] = frozenset({"NOUN", "PROPN", "PNOUN"})
@@ -420,7 +423,7 @@ def _in_texts(value: str, texts: tuple[str, str, str]) -> bool:
     return any(value in text for text in texts)
 
 
-def _fuzzy_match(value: str, candidates: Sequence[str]) -> bool:
+def _fuzzy_match(value: str, candidates: Iterable[str]) -> bool:
     return any(fuzz.token_set_ratio(c, value) > FUZZY_THRESHOLD for c in candidates)
 
 
@@ -432,20 +435,21 @@ def attribute_matches(
     return sum(1 for g in goal_attributes if _fuzzy_match(g, attrs) or _in_texts(g, texts))
 
 
-def option_matches(
-    purchased: Mapping[str, str], goal_options: Sequence[str], texts: tuple[str, str, str]
-) -> int:
-    """Purchased options that match a goal option, or failing that appear in the texts."""
-    goal_norm = [normalize_color(o) for o in goal_options]
-    count = 0
-    for name, value in purchased.items():
-        value = normalize_color(value)  # the substring fallback uses it normalised too
-        if name.lower() in EXACT_MATCH_OPTIONS:
-            matched = value in goal_norm
-        else:
-            matched = _fuzzy_match(value, goal_norm)
-        count += matched or _in_texts(value, texts)
-    return count
+def option_matches(purchased: Iterable[str], goal_options: Sequence[str]) -> int:
+    """The number of goal options that some purchased option value matches, as WebShop counts.
+
+    Both sides are colour-normalised; a goal option matches when a purchased value has a
+    token-set ratio > `FUZZY_THRESHOLD` with it, and counts once however many do.
+
+    Args:
+        purchased: the purchased option values (the option names play no part).
+        goal_options: the goal's option values.
+
+    Returns:
+        An integer in [0, len(goal_options)].
+    """
+    bought = [normalize_color(value) for value in purchased]
+    return sum(1 for goal in goal_options if _fuzzy_match(normalize_color(goal), bought))
 
 
 def get_reward(
@@ -467,8 +471,7 @@ def get_reward(
         tagger: noun tagger for the title score; None uses `default_tagger()`.
 
     Returns:
-        The reward in [0, 1] (it can exceed 1 when more options are bought than the goal
-        asks for, as in WebShop), or `(reward, info)` when verbose.
+        The reward in [0, 1], or `(reward, info)` when verbose.
 
     Raises:
         ValueError: the goal has no attributes (WebShop never makes such goals).
@@ -485,7 +488,7 @@ def get_reward(
     type_info = type_reward(product, goal, tagger if tagger is not None else default_tagger())
     texts = _product_texts(product)
     n_att = attribute_matches(product, goal_attrs, texts)
-    n_opt = option_matches(options, goal_opts, texts)
+    n_opt = option_matches(options.values(), goal_opts)
     r_price = bool(price <= goal["price_upper"])
     denom = len(goal_attrs) + len(goal_opts) + 1
     total = float((n_att + n_opt + r_price) / denom * type_info["r_type"])

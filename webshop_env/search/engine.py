@@ -15,7 +15,8 @@ formulas and float32 arithmetic:
 * hits are ordered by score, then by the document's id string (Anserini sorts ties by the
   collection docid, which was the ASIN in WebShop), then by catalogue index.
 
-`PyseriniEngine` runs the real thing (needs pyserini and Java 21) and serves as the reference.
+`PyseriniEngine` runs the real thing (pyserini 0.25 and a Java runtime 11 or newer, e.g. Debian's
+OpenJDK 17) and serves as the reference.
 """
 
 from __future__ import annotations
@@ -584,16 +585,26 @@ def _publish_dir(final: Path, build: Callable[[Path], None], is_valid: Callable[
 # The reference backend (pyserini / Lucene)
 
 _PYSERINI_HINT = (
-    "the 'pyserini' search backend needs pyserini and a Java 21 runtime: "
-    "pip install -e .[pyserini] (and install a JDK 21)"
+    "the 'pyserini' search backend needs pyserini 0.25 and a Java runtime (11 or newer): "
+    "pip install -e .[pyserini] and, e.g., apt-get install default-jre-headless"
 )
+_OPENAI_KEY = "OPENAI_API_KEY"
 
 
 def _import_lucene_searcher() -> Any:
+    # Importing pyserini.search (0.25) builds an OpenAI client for its dense encoders from
+    # OPENAI_API_KEY, and openai >= 2 refuses the empty key it falls back to. The client is never
+    # used for BM25, so a placeholder key is set for the import alone when none is set.
+    placeholder = _OPENAI_KEY not in os.environ
+    if placeholder:
+        os.environ[_OPENAI_KEY] = "unused-by-pyserini-bm25"
     try:
         from pyserini.search.lucene import LuceneSearcher
     except Exception as exc:  # pyjnius raises assorted errors when Java is missing
         raise ImportError(f"{_PYSERINI_HINT} ({type(exc).__name__}: {exc})") from exc
+    finally:
+        if placeholder:
+            os.environ.pop(_OPENAI_KEY, None)
     return LuceneSearcher
 
 
@@ -726,7 +737,7 @@ def open_search_engine(
         products: cleaned product dicts in catalogue order (index = document id).
         content_hash: the catalogue's content hash; the index lives in
             ``cache_dir / f"index-{backend}-{content_hash}"``.
-        backend: "bm25s" (default, pure Python) or "pyserini" (needs Java 21).
+        backend: "bm25s" (default, pure Python) or "pyserini" (needs pyserini 0.25 and Java).
         cache_dir: directory for indexes; None builds in memory (bm25s) or in a temporary
             directory (pyserini) every time.
         tie_break: "asin" orders equal scores by ASIN like WebShop's Anserini index (docid =
