@@ -152,9 +152,6 @@ COLOR_SET: tuple[str, ...] = (
     "wine",
     "yellow",
 )
-# WebShop compares every option name alike (sizes fuzzy too). Empty; kept for callers that
-# still consult it, so they judge options as the reward does.
-EXACT_MATCH_OPTIONS: frozenset[str] = frozenset()
 FUZZY_THRESHOLD = 85
 # 'PNOUN' is not a spaCy tag; WebShop lists it, and it is harmless to keep.
 NOUN_POS: frozenset[str] = frozenset({"NOUN", "PROPN", "PNOUN"})

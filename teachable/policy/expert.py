@@ -43,7 +43,7 @@ from webshop_env.pages import (
     RESULTS_PER_PAGE,
     option_group_of,
 )
-from webshop_env.reward import EXACT_MATCH_OPTIONS, FUZZY_THRESHOLD, get_reward, normalize_color
+from webshop_env.reward import FUZZY_THRESHOLD, get_reward, normalize_color
 from webshop_env.state import Session, decode
 
 logger = logging.getLogger(__name__)
@@ -86,8 +86,6 @@ def goal_option_values(goal: Mapping[str, Any]) -> list[str]:
 def option_matches_goal(group: str, value: str, goal_option: str) -> bool:
     """Whether buying `value` in option `group` matches `goal_option` as the reward judges it."""
     value_n, goal_n = normalize_color(value), normalize_color(goal_option)
-    if group.lower() in EXACT_MATCH_OPTIONS:
-        return value_n == goal_n
     return fuzz.token_set_ratio(goal_n, value_n) > FUZZY_THRESHOLD
 
 
