@@ -14,6 +14,7 @@ catalogue is reported and skipped, and counted.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections import Counter
@@ -164,18 +165,51 @@ def select_snapshots(snapshots: Sequence[Snapshot], max_snapshots: int, seed: in
     return [s for i, s in enumerate(snapshots) if i in keep]
 
 
-def _advise(teacher: Teacher, fallback: Teacher | None, ctx, action: str,
-            progress: LabelProgress) -> tuple[TeacherAdvice | None, str | None]:
-    try:
-        return teacher.advise([ctx], [action])[0], None
-    except Exception as e:  # noqa: BLE001 - any teacher failure is recorded on the label, never lost
+def _advise_all(teacher: Teacher, fallback: Teacher | None, contexts: Sequence, actions: Sequence[str],
+                progress: LabelProgress) -> list[tuple[TeacherAdvice | None, str | None]]:
+    """The teacher's advice on each decision (with the error when it failed, and the fallback's advice).
+
+    A teacher with `advise_settled` (the OpenAI teacher) has its requests in flight together;
+    its results come back in the order asked, so the labels do not depend on how many ran at once.
+    """
+    settled = getattr(teacher, "advise_settled", None)
+    if settled is not None:
+        results = settled(contexts, actions)
+    else:
+        results = []
+        for ctx, action in zip(contexts, actions, strict=True):
+            try:
+                results.append(teacher.advise([ctx], [action])[0])
+            except Exception as e:  # noqa: BLE001 - any teacher failure is recorded on the label, never lost
+                results.append(e)
+    out = []
+    for ctx, action, result in zip(contexts, actions, results, strict=True):
+        if not isinstance(result, Exception):
+            out.append((result, None))
+            continue
         progress.teacher_errors += 1
-        error = f"{type(e).__name__}: {e}"
+        error = f"{type(result).__name__}: {result}"
         log.warning("teacher failed on a snapshot: %s", error)
         if fallback is None:
-            return None, error
-        progress.teacher_fallbacks += 1
-        return fallback.advise([ctx], [action])[0], error
+            out.append((None, error))
+        else:
+            progress.teacher_fallbacks += 1
+            out.append((fallback.advise([ctx], [action])[0], error))
+    return out
+
+
+def state_catalogue(state: str) -> str | None:
+    """The content hash of the catalogue a saved state belongs to (None when unreadable)."""
+    try:
+        found = json.loads(state).get("cat")  # a state is one JSON object (see webshop_env.state)
+    except (ValueError, AttributeError):
+        return None
+    return found if isinstance(found, str) else None
+
+
+def foreign_catalogues(snapshots: Sequence[Snapshot], catalog_hash: str) -> Counter[str]:
+    """How many snapshots belong to each catalogue other than `catalog_hash` (empty: all restore here)."""
+    return Counter(c or "unreadable" for c in (state_catalogue(s.state) for s in snapshots) if c != catalog_hash)
 
 
 def _restorable(env: WebShopEnv, snapshot: Snapshot) -> str | None:
@@ -195,7 +229,7 @@ def label_batch(snapshots: Sequence[Snapshot], *, shop: Shop, student: Policy, e
     # one snapshot per call: its U must not depend on the rows padded beside it in a batched forward pass
     measured = [measure_uncertainty(student, [ctx]) for ctx in contexts]
     uncertainties, dists = [u[0] for u, _ in measured], [d[0] for _, d in measured]
-    advice = [_advise(teacher, fallback, ctx, s.student_action, progress) for ctx, s in zip(contexts, snapshots, strict=True)]
+    advice = _advise_all(teacher, fallback, contexts, [s.student_action for s in snapshots], progress)
     branchings = [Branching(s, a.action if a else None, condition_patches(a) if a else {})
                   for s, (a, _) in zip(snapshots, advice, strict=True)]
     before = progress.branch.episodes + progress.branch.deduplicated
@@ -306,9 +340,47 @@ def label_snapshots(
             if on_batch:
                 on_batch(progress)
     bar.close()
+    labeled = read_work_file(work_file, snapshots)
+    check_plan(labeled, progress.skipped_ids, snapshots, work_file)
+    return labeled, progress
+
+
+class WorkFileError(ValueError):
+    """A work file does not hold what the plan asked for (items missing, or from another plan)."""
+
+
+def read_work_file(work_file: Path, snapshots: Sequence[Snapshot]) -> list[LabeledSnapshot]:
+    """The labels in `work_file` of `snapshots`, once each (the first line of an id wins), in their order.
+
+    A second line of the same id can only come from two writers on one file (the entry points
+    lock it) or a hand-made copy; it is dropped with a warning so nothing is counted twice.
+    """
     order = {s.snapshot_id: i for i, s in enumerate(snapshots)}
-    labeled = [r for r in iter_jsonl(work_file, LabeledSnapshot) if r.snapshot_id in order]
-    return sorted(labeled, key=lambda r: order[r.snapshot_id]), progress
+    first: dict[str, LabeledSnapshot] = {}
+    doubled = 0
+    for r in iter_jsonl(work_file, LabeledSnapshot):
+        if r.snapshot_id in first:
+            doubled += 1
+        elif r.snapshot_id in order:
+            first[r.snapshot_id] = r
+    if doubled:
+        log.warning("%s: %d lines repeat a snapshot already labeled; each snapshot is kept once", work_file, doubled)
+    return sorted(first.values(), key=lambda r: order[r.snapshot_id])
+
+
+def check_plan(labeled: Sequence[LabeledSnapshot], skipped_ids: Sequence[str], snapshots: Sequence[Snapshot],
+               work_file: Path) -> None:
+    """Every planned snapshot is labeled or skipped (unrestorable) exactly once.
+
+    Raises:
+        WorkFileError: some are neither, naming how many and the work file.
+    """
+    planned = {s.snapshot_id for s in snapshots}
+    missing = planned - {r.snapshot_id for r in labeled} - set(skipped_ids)
+    if missing:
+        raise WorkFileError(f"{work_file}: {len(missing)} of {len(planned)} planned snapshots are neither labeled "
+                            f"nor skipped (e.g. {sorted(missing)[0]}); the work file was changed by another "
+                            "process: delete it and run again.")
 
 
 def finalize(records: Sequence[LabeledSnapshot], config: LabelConfig) -> tuple[list[LabeledSnapshot], dict[str, float]]:
