@@ -58,6 +58,8 @@ class LabelConfig(ExecutorConfig):
     teacher_model: str = field(default="gpt-4.1-mini", metadata={"help": "model name for the openai teacher"})
     teacher_base_url: str = field(default="", metadata={"help": "base URL for the openai teacher (empty: the client's default)"})
     teacher_fallback: bool = field(default=True, metadata={"help": "when the openai teacher fails after retries, use the offline teacher for that snapshot"})
+    teacher_timeout_s: float = field(default=60.0, metadata={"help": "per-request timeout of the openai teacher, seconds"})
+    teacher_concurrency: int = field(default=8, metadata={"help": "openai teacher requests in flight at once (the labels are those of asking one at a time)"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the student's continuations"})
     n_min: int = field(default=8, metadata={"help": "rollouts per condition before an early stop is allowed"})
     n_max: int = field(default=24, metadata={"help": "most rollouts per condition"})
@@ -91,6 +93,9 @@ class LabelConfig(ExecutorConfig):
         for name in ("snapshot_batch", "branch_batch", "max_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.teacher_timeout_s <= 0 or self.teacher_concurrency < 1:
+            raise ValueError(f"teacher_timeout_s must be > 0 and teacher_concurrency >= 1, got "
+                             f"{self.teacher_timeout_s} and {self.teacher_concurrency}.")
         if self.max_snapshots < 0:
             raise ValueError(f"max_snapshots must be >= 0, got {self.max_snapshots}.")
         self.plan()  # validates n_min, n_max, ci_halfwidth, rollout_batch, confidence
@@ -165,7 +170,7 @@ def select_snapshots(snapshots: Sequence[Snapshot], max_snapshots: int, seed: in
     return [s for i, s in enumerate(snapshots) if i in keep]
 
 
-def _advise_all(teacher: Teacher, fallback: Teacher | None, contexts: Sequence, actions: Sequence[str],
+def teacher_advice(teacher: Teacher, fallback: Teacher | None, contexts: Sequence, actions: Sequence[str],
                 progress: LabelProgress) -> list[tuple[TeacherAdvice | None, str | None]]:
     """The teacher's advice on each decision (with the error when it failed, and the fallback's advice).
 
@@ -229,7 +234,7 @@ def label_batch(snapshots: Sequence[Snapshot], *, shop: Shop, student: Policy, e
     # one snapshot per call: its U must not depend on the rows padded beside it in a batched forward pass
     measured = [measure_uncertainty(student, [ctx]) for ctx in contexts]
     uncertainties, dists = [u[0] for u, _ in measured], [d[0] for _, d in measured]
-    advice = _advise_all(teacher, fallback, contexts, [s.student_action for s in snapshots], progress)
+    advice = teacher_advice(teacher, fallback, contexts, [s.student_action for s in snapshots], progress)
     branchings = [Branching(s, a.action if a else None, condition_patches(a) if a else {})
                   for s, (a, _) in zip(snapshots, advice, strict=True)]
     before = progress.branch.episodes + progress.branch.deduplicated
@@ -444,5 +449,6 @@ def make_teachers(config: LabelConfig, shop: Shop, cache_dir: str | Path | None)
         return OfflineTeacher(shop), None
     from teachable.policy.teacher.openai_teacher import OpenAITeacher
 
-    teacher = OpenAITeacher(model=config.teacher_model, base_url=config.teacher_base_url or None, cache_dir=cache_dir)
+    teacher = OpenAITeacher(model=config.teacher_model, base_url=config.teacher_base_url or None, cache_dir=cache_dir,
+                            timeout_s=config.teacher_timeout_s, max_concurrency=config.teacher_concurrency)
     return teacher, OfflineTeacher(shop) if config.teacher_fallback else None
