@@ -131,9 +131,11 @@ mine.main(["--offsets", "1,2"])
     return {**env, "DATA_DIR": str(data_dir)}
 
 
-def label_command(data_dir: str, snapshots: int) -> list[str]:
+def label_command(data_dir: str, snapshots: int, n_min: int = 4, n_max: int = 8) -> list[str]:
+    """`label` on the default upstream references (mine_run=latest, student=latest)."""
     return [sys.executable, "-m", "entry_points.label", "--data_dir", data_dir, "--max_snapshots", str(snapshots),
-            "--snapshot_batch", "2", "--n_min", "4", "--n_max", "8", "--rollout_batch", "4", "--max_steps", "8"]
+            "--snapshot_batch", "2", "--n_min", str(n_min), "--n_max", str(n_max), "--rollout_batch", str(n_min),
+            "--max_steps", "8"]
 
 
 def artifact_labels(env: dict[str, str], run_id: str) -> list[dict]:

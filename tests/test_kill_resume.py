@@ -63,7 +63,7 @@ def test_label_killed_at_three_random_points_ends_as_an_uninterrupted_run(
         store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from entry_points import label
 
-    cmd = label_command(str(store), N_SNAPSHOTS)  # mine_run=latest, student=latest: a new download each start
+    cmd = label_command(str(store), N_SNAPSHOTS, n_min=2, n_max=2)  # mine_run=latest, student=latest: a new download each start
     work = tmp_path / "work"
     points = sorted(np.random.default_rng(15).choice(range(1, N_SNAPSHOTS), size=3, replace=False).tolist())
     triggers = [lambda t, k=k: len(work_lines(work, "label", WORK_NAME)) >= k for k in points]
@@ -86,7 +86,7 @@ def test_label_killed_at_three_random_points_ends_as_an_uninterrupted_run(
 
 def test_two_label_runs_at_once_one_labels_the_other_stops(store: Path, tmp_path: Path) -> None:
     env = {**os.environ, "TEACHABLE_WORK_DIR": str(tmp_path / "work")}
-    cmd = label_command(str(store), N_SNAPSHOTS)
+    cmd = label_command(str(store), N_SNAPSHOTS, n_min=2, n_max=2)
     procs = [subprocess.Popen(cmd, env=env, cwd=common.PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
@@ -169,3 +169,50 @@ def test_model_identity_is_the_content_not_the_place(tiny_student: str, tmp_path
     weights[-1] ^= 1  # in the last MiB: seen
     (big / "model.safetensors").write_bytes(weights.tobytes())
     assert folder_fingerprint(big) != before
+
+
+def done_cells(work: Path, phase: str) -> int:
+    return len(list(work.glob(f"{phase}-*/cells/*/done.json")))
+
+
+def comparable(summary: dict) -> dict:
+    """A summary's cells without what names a run (run ids, registry versions, reuse flags)."""
+    drop = {"run_id", "version", "reused"}
+    return {cell: {k: v for k, v in e.items() if k not in drop} for cell, e in summary["cells"].items()}
+
+
+def test_train_matrix_killed_at_three_random_points_ends_as_an_uninterrupted_run(
+        store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from collections import Counter
+
+    from entry_points import label, train_matrix
+
+    label.main(["--data_dir", str(store), "--max_snapshots", "8", "--n_min", "2", "--n_max", "2",
+                "--rollout_batch", "2", "--max_steps", "8"])  # student=latest: the LM student run
+    quadrant = Counter(r["quadrant"] for r in artifact(label_runs()[0].info.run_id)).most_common(1)[0][0]
+    cells = [f"{quadrant}__{f}" for f in ("demo", "contrast", "hint")] + ["B1_uniform", "B2_all"]
+    args = ["--cells", ",".join(cells), "--examples_per_cell", "2", "--max_steps", "1", "--batch_size", "2"]
+    cmd = [sys.executable, "-m", "entry_points.train_matrix", *args]  # label_run=latest, student=label
+    work = tmp_path / "work"
+    points = sorted(np.random.default_rng(16).choice(range(1, len(cells)), size=3, replace=False).tolist())
+    triggers = [lambda t, k=k: done_cells(work, "train_matrix") >= k for k in points]
+    attempts = run_with_kills(cmd, {**os.environ, "TEACHABLE_WORK_DIR": str(work)}, triggers, tmp_path)
+    assert attempts.kills == 3 and attempts.finished, attempts.logs[-1].read_text()[-3000:]
+    client = MlflowClient()
+    exp = common.setup_tracking()
+
+    def summary_of(run) -> dict:
+        return json.loads(Path(mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="training_summary.json")).read_text())
+
+    (done,) = client.search_runs([exp], filter_string="tags.`teachable.phase` = 'train_matrix' and "
+                                                      "attributes.status = 'FINISHED'")
+    resumed = summary_of(done)
+    assert sorted(resumed["cells"]) == sorted(cells) and sum(e.get("reused", False) for e in resumed["cells"].values()) >= points[-1]
+    assert done_cells(work, "train_matrix") == len(cells)
+    monkeypatch.setenv("TEACHABLE_WORK_DIR", str(tmp_path / "fresh"))
+    train_matrix.main(args)
+    whole = client.search_runs([exp], filter_string="tags.`teachable.phase` = 'train_matrix' and "
+                                                     "attributes.status = 'FINISHED'", order_by=["attributes.start_time DESC"])[0]
+    assert whole.data.tags[WORK_KEY_TAG] == done.data.tags[WORK_KEY_TAG]
+    assert comparable(summary_of(whole)) == comparable(resumed)
