@@ -95,7 +95,7 @@ def test_two_label_runs_at_once_one_labels_the_other_stops(store: Path, tmp_path
     (winner,) = label_runs()
     (loser,) = label_runs("FAILED")
     stderr = outs[codes.index(2)][1]
-    assert f"label: error: the work folder" in stderr and f"in use by run {winner.info.run_id}" in stderr
+    assert "label: error: the work folder" in stderr and f"in use by run {winner.info.run_id}" in stderr
     assert "Traceback" not in stderr and loser.info.run_id != winner.info.run_id
     ids = [json.loads(line)["snapshot_id"] for line in work_lines(tmp_path / "work", "label", WORK_NAME)]
     records = artifact(winner.info.run_id)
@@ -181,38 +181,81 @@ def comparable(summary: dict) -> dict:
     return {cell: {k: v for k, v in e.items() if k not in drop} for cell, e in summary["cells"].items()}
 
 
-def test_train_matrix_killed_at_three_random_points_ends_as_an_uninterrupted_run(
-        store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from collections import Counter
-
-    from entry_points import label, train_matrix
+@pytest.fixture
+def labeled(store: Path) -> Path:
+    """`store` with a label run of the LM student (student=latest)."""
+    from entry_points import label
 
     label.main(["--data_dir", str(store), "--max_snapshots", "8", "--n_min", "2", "--n_max", "2",
-                "--rollout_batch", "2", "--max_steps", "8"])  # student=latest: the LM student run
+                "--rollout_batch", "2", "--max_steps", "8"])
+    return store
+
+
+def kill_three_times(cmd: list[str], work: Path, phase: str, n_cells: int, seed: int, logs: Path):
+    """Run `cmd`, SIGKILLed once 3 random counts of its cells are done, then to the end."""
+    points = sorted(np.random.default_rng(seed).choice(range(1, n_cells), size=3, replace=False).tolist())
+    triggers = [lambda t, k=k: done_cells(work, phase) >= k for k in points]
+    attempts = run_with_kills(cmd, {**os.environ, "TEACHABLE_WORK_DIR": str(work)}, triggers, logs)
+    assert attempts.kills == 3 and attempts.finished, attempts.logs[-1].read_text()[-3000:]
+    assert done_cells(work, phase) == n_cells
+    return points
+
+
+def finished_runs(phase: str) -> list:
+    return MlflowClient().search_runs(
+        [common.setup_tracking()], order_by=["attributes.start_time DESC"],
+        filter_string=f"tags.`{common.PHASE_TAG}` = '{phase}' and attributes.status = 'FINISHED'")
+
+
+def test_train_matrix_killed_at_three_random_points_ends_as_an_uninterrupted_run(
+        labeled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from collections import Counter
+
+    from entry_points import train_matrix
+
     quadrant = Counter(r["quadrant"] for r in artifact(label_runs()[0].info.run_id)).most_common(1)[0][0]
     cells = [f"{quadrant}__{f}" for f in ("demo", "contrast", "hint")] + ["B1_uniform", "B2_all"]
     args = ["--cells", ",".join(cells), "--examples_per_cell", "2", "--max_steps", "1", "--batch_size", "2"]
     cmd = [sys.executable, "-m", "entry_points.train_matrix", *args]  # label_run=latest, student=label
     work = tmp_path / "work"
-    points = sorted(np.random.default_rng(16).choice(range(1, len(cells)), size=3, replace=False).tolist())
-    triggers = [lambda t, k=k: done_cells(work, "train_matrix") >= k for k in points]
-    attempts = run_with_kills(cmd, {**os.environ, "TEACHABLE_WORK_DIR": str(work)}, triggers, tmp_path)
-    assert attempts.kills == 3 and attempts.finished, attempts.logs[-1].read_text()[-3000:]
-    client = MlflowClient()
-    exp = common.setup_tracking()
+    points = kill_three_times(cmd, work, "train_matrix", len(cells), 16, tmp_path)
 
     def summary_of(run) -> dict:
         return json.loads(Path(mlflow.artifacts.download_artifacts(
             run_id=run.info.run_id, artifact_path="training_summary.json")).read_text())
 
-    (done,) = client.search_runs([exp], filter_string="tags.`teachable.phase` = 'train_matrix' and "
-                                                      "attributes.status = 'FINISHED'")
+    (done,) = finished_runs("train_matrix")
     resumed = summary_of(done)
     assert sorted(resumed["cells"]) == sorted(cells) and sum(e.get("reused", False) for e in resumed["cells"].values()) >= points[-1]
-    assert done_cells(work, "train_matrix") == len(cells)
     monkeypatch.setenv("TEACHABLE_WORK_DIR", str(tmp_path / "fresh"))
     train_matrix.main(args)
-    whole = client.search_runs([exp], filter_string="tags.`teachable.phase` = 'train_matrix' and "
-                                                     "attributes.status = 'FINISHED'", order_by=["attributes.start_time DESC"])[0]
+    whole = finished_runs("train_matrix")[0]
     assert whole.data.tags[WORK_KEY_TAG] == done.data.tags[WORK_KEY_TAG]
     assert comparable(summary_of(whole)) == comparable(resumed)
+
+
+def test_select_killed_at_three_random_points_ends_as_an_uninterrupted_run(
+        labeled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
+    from entry_points import select
+
+    args = ["--data_dir", str(labeled), "--methods", "random,entropy,oracle", "--budgets", "2", "--random_seeds", "3",
+            "--epochs", "1", "--train_batch_size", "4", "--heldout_goals", "2", "--failure_snapshots", "4",
+            "--retention_goals", "0", "--episodes_per_item", "1", "--max_steps", "8", "--n_boot", "20"]
+    cmd = [sys.executable, "-m", "entry_points.select", *args]  # label_run=latest, student=label
+    work = tmp_path / "work"
+    kill_three_times(cmd, work, "select", 5, 17, tmp_path)
+
+    def summary_of(run) -> pd.DataFrame:
+        return pd.read_csv(mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
+                                                               artifact_path="selection_summary.csv"))
+
+    (done,) = finished_runs("select")
+    resumed = summary_of(done)
+    assert len(resumed) == 5 and not resumed.duplicated(["method", "K", "seed"]).any()
+    monkeypatch.setenv("TEACHABLE_WORK_DIR", str(tmp_path / "fresh"))
+    select.main(args)
+    whole = finished_runs("select")[0]
+    assert whole.data.tags[WORK_KEY_TAG] == done.data.tags[WORK_KEY_TAG]
+    pd.testing.assert_frame_equal(summary_of(whole), resumed)
