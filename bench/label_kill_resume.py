@@ -5,13 +5,14 @@ Builds its own store: a tiny untrained LM student logged as a `student` run, ran
 rollouts and their failure snapshots on a generated catalogue; then every label run uses the
 default upstream references (`mine_run=latest`, `student=latest`), so each restart downloads the
 student to a new folder, as a user's would. Each of `--runs` trials has its own work folder; a
-trial is killed after a random delay (uniform in `--min-s`..`--max-s`, start-up included) and
-restarted, `--kills` times, then run to the end. Prints a Markdown table: per trial, the kills
+trial is killed after a random delay and restarted, `--kills` times, then run to the end. The
+delays are drawn uniformly from 10% to 95% of the uninterrupted run's wall time, so kills land
+in start-up, in labeling and in the final logging alike. Prints a Markdown table: per trial, the kills
 it survived, the planned snapshots missing from its artifact (lost), the snapshots its work
 file or artifact holds more than once (doubled) and the labels that differ from the
 uninterrupted run's; all three must be 0.
 
-    python bench/label_kill_resume.py                    # 3 trials x 3 kills, 12 snapshots
+    python bench/label_kill_resume.py                    # 3 trials x 3 kills, 8 snapshots
     python bench/label_kill_resume.py --runs 5 --kills 4 --snapshots 16
 """
 
@@ -159,9 +160,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="trials, each killed --kills times")
     parser.add_argument("--kills", type=int, default=3, help="SIGKILLs per trial before it may finish")
-    parser.add_argument("--snapshots", type=int, default=12, help="snapshots each label run labels")
-    parser.add_argument("--min-s", type=float, default=2.0, help="earliest kill, seconds after a start")
-    parser.add_argument("--max-s", type=float, default=25.0, help="latest kill, seconds after a start")
+    parser.add_argument("--snapshots", type=int, default=8, help="snapshots each label run labels")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
@@ -177,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         rows = []
         for trial in range(args.runs):
             work = root / f"work-{trial}"
-            delays = rng.uniform(args.min_s, args.max_s, size=args.kills)
+            delays = rng.uniform(0.1 * uninterrupted_s, 0.95 * uninterrupted_s, size=args.kills)
             triggers = [lambda t, d=d: t >= d for d in delays]
             log_dir = root / f"logs-{trial}"
             log_dir.mkdir()
