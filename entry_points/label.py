@@ -6,6 +6,11 @@ failure snapshots of a mine run.
 
 Labels are appended to a work file flushed per snapshot; started again with the same parameters
 (or with `resume_run=<run id>`), a killed run continues where it stopped, under either executor.
+The work key holds the mine run and the student's content (not the folder it was downloaded
+to), so `student=latest`, a run id, `models:/...` and a folder all resume; a second run with
+the same key stops with an error naming the run that holds the work file (see
+`entry_points.workfiles`). Snapshots whose states belong to another catalogue than `data_dir`'s
+are refused before any labeling.
 With `executor=ray` the snapshots' batches run on Ray actors (`ray_address=auto` for a running
 cluster, empty for a local one started here); this process alone writes the work file and logs
 the retried batches as `executor.retries`. Logs the label summary

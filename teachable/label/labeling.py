@@ -9,7 +9,8 @@ from a `LabelSetup`; only this process writes the work file. Every branch is see
 run's seed and its snapshot, so the labels are the same whatever the executor, the number of
 workers or the batch a snapshot lands in. `finalize` then assigns quadrants (from the quantiles
 of the whole set) and intervention depths. A snapshot whose state does not restore on this
-catalogue is reported and skipped, and counted.
+catalogue is reported and skipped, and counted. The final read keeps each snapshot once and
+checks that every planned snapshot is labeled or skipped (`read_work_file`, `check_plan`).
 """
 
 from __future__ import annotations
