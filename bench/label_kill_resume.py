@@ -170,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         cmd = label_command(env["DATA_DIR"], args.snapshots)
         started = time.perf_counter()
         whole = run_with_kills(cmd, {**env, "TEACHABLE_WORK_DIR": str(root / "work-whole")}, [], root)
-        assert whole.finished, f"the uninterrupted run failed; see {whole.logs[-1]}"
+        if not whole.finished:
+            raise SystemExit(f"the uninterrupted run failed:\n{whole.logs[-1].read_text()[-3000:]}")
         uninterrupted_s = time.perf_counter() - started
         reference = {r["snapshot_id"]: r for r in artifact_labels(env, finished_label_runs(env)[-1])}
         rows = []
@@ -183,8 +184,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             started = time.perf_counter()
             attempts = run_with_kills(cmd, {**env, "TEACHABLE_WORK_DIR": str(work)}, triggers, log_dir)
             seconds = time.perf_counter() - started
-            if not attempts.finished:
-                raise SystemExit(f"trial {trial} failed (exit {attempts.exit_codes[-1]}); see {attempts.logs[-1]}")
+            if not attempts.finished:  # the log goes with the temporary folder: show its end
+                raise SystemExit(f"trial {trial} failed (exit {attempts.exit_codes[-1]}):\n"
+                                 f"{attempts.logs[-1].read_text()[-3000:]}")
             labels = artifact_labels(env, finished_label_runs(env)[-1])
             ids = [r["snapshot_id"] for r in labels]
             lines = [json.loads(line)["snapshot_id"] for line in work_lines(work, "label", "labeled_snapshots.partial.jsonl")]
