@@ -55,6 +55,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
         ClusterTooSmallError,
         RayNotInstalledError,
     )
+    from teachable.label.labeling import WorkFileError
     from teachable.policy.factory import ModelNotFoundError
     from teachable.policy.teacher.openai_teacher import TeacherError
     from teachable.predictor.models import FeatureSetError
@@ -67,8 +68,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from webshop_env.state import StateError
 
     return (PhaseError, BudgetError, FeatureSetError, RecoveryError, EmptyCellError, SupervisionError, RecordError,
-            TeacherError, CatalogError, StateError, ModelNotFoundError, ClusterTooSmallError, ActorStartTimeoutError, RayNotInstalledError,
-            EvalSetError)
+            TeacherError, CatalogError, StateError, ModelNotFoundError, WorkFileError, ClusterTooSmallError,
+            ActorStartTimeoutError, RayNotInstalledError, EvalSetError)
 
 
 def run_cli(main: Callable[[], Any]) -> None:
@@ -424,54 +425,6 @@ def log_series(key: str, values: Sequence[float]) -> None:
     client = MlflowClient()
     for i in range(0, len(metrics), 1000):
         client.log_batch(run_id, metrics=metrics[i:i + 1000])
-
-
-def work_file(phase: str, config: Any, upstream: dict[str, str], name: str) -> Path:
-    """A resumable phase's work file, keyed by its config and resolved upstream inputs.
-
-    The same parameters on the same upstream runs give the same file, so a run killed midway
-    and started again continues where it stopped. The key is recorded as tag `teachable.work_key`
-    (for `resume_run`). The root is `$TEACHABLE_WORK_DIR` or `<project root>/.teachable_work`.
-    """
-    import hashlib
-    import json
-
-    from teachable.executor import EXECUTOR_FIELDS
-
-    # where the batches ran never changes the results: a run resumes under either executor
-    params = {k: v for k, v in config_params(config).items() if k != "resume_run" and k not in EXECUTOR_FIELDS}
-    key = hashlib.sha256(json.dumps([phase, params, upstream], sort_keys=True).encode()).hexdigest()[:16]
-    return work_file_for_key(phase, key, name)
-
-
-def work_file_for_key(phase: str, key: str, name: str) -> Path:
-    root = Path(os.environ.get("TEACHABLE_WORK_DIR") or PROJECT_ROOT / ".teachable_work")
-    folder = root / f"{phase}-{key}"
-    folder.mkdir(parents=True, exist_ok=True)
-    if mlflow.active_run():
-        mlflow.set_tag("teachable.work_key", key)
-    return folder / name
-
-
-def resumed_work_file(phase: str, run_id: str, name: str) -> Path:
-    """The work file of an earlier (unfinished) run of `phase`, for `resume_run`.
-
-    Raises:
-        UpstreamError: the run does not exist, is of another phase, or has no work file.
-    """
-    client = MlflowClient()
-    try:
-        run = client.get_run(run_id)
-    except MlflowException as e:
-        raise UpstreamError(f"resume_run={run_id!r}: no such run in {tracking_uri()}.") from e
-    if run.data.tags.get(PHASE_TAG) != phase or "teachable.work_key" not in run.data.tags:
-        raise UpstreamError(f"resume_run={run_id!r} is not a {phase} run with a work file; pass the id of an "
-                            f"unfinished {phase} run, or rerun with the same parameters to resume automatically.")
-    path = work_file_for_key(phase, run.data.tags["teachable.work_key"], name)
-    if not path.is_file():
-        raise UpstreamError(f"resume_run={run_id!r}: its work file {path} is gone; rerun without resume_run.")
-    mlflow.set_tag("resumed_from", run_id)
-    return path
 
 
 def label_run_student(label_run_id: str) -> str:

@@ -6,6 +6,11 @@ failure snapshots of a mine run.
 
 Labels are appended to a work file flushed per snapshot; started again with the same parameters
 (or with `resume_run=<run id>`), a killed run continues where it stopped, under either executor.
+The work key holds the mine run and the student's content (not the folder it was downloaded
+to), so `student=latest`, a run id, `models:/...` and a folder all resume; a second run with
+the same key stops with an error naming the run that holds the work file (see
+`entry_points.workfiles`). Snapshots whose states belong to another catalogue than `data_dir`'s
+are refused before any labeling.
 With `executor=ray` the snapshots' batches run on Ray actors (`ray_address=auto` for a running
 cluster, empty for a local one started here); this process alone writes the work file and logs
 the retried batches as `executor.retries`. Logs the label summary
@@ -21,9 +26,11 @@ import json
 import logging
 import tempfile
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import mlflow
+from mlflow.tracking import MlflowClient
 
 from entry_points.common import (
     PROJECT_ROOT,
@@ -34,16 +41,16 @@ from entry_points.common import (
     parse_config,
     resolve_model,
     resolve_upstream,
-    resumed_work_file,
     run_cli,
     start_phase,
-    work_file,
 )
+from entry_points.workfiles import model_identity, open_work, resumed_work_key
 from teachable.executor import PolicySpec, ShopSpec, make_executor
 from teachable.label.labeling import (
     LabelConfig,
     LabelSetup,
     finalize,
+    foreign_catalogues,
     label_snapshots,
     rollouts_saved_vs_fixed,
     select_snapshots,
@@ -52,28 +59,59 @@ from teachable.label.labeling import (
 from teachable.policy.factory import BUILTIN_POLICIES
 from teachable.records import Snapshot, read_jsonl, write_jsonl
 from teachable.reporting.labels import label_table, quadrant_scatter
+from webshop_env.catalog import load_catalog, load_default_catalog
 
 PHASE = "label"
+WORK_NAME = "labeled_snapshots.partial.jsonl"
 CONFIG = LabelConfig
 log = logging.getLogger(__name__)
 
 
+def check_catalogue(snapshots: Sequence[Snapshot], mine_run_id: str, data_dir: str) -> None:
+    """Fail fast when the snapshots' states belong to another catalogue than `data_dir`'s.
+
+    Raises:
+        UpstreamError: naming the snapshots' catalogue (and the data_dir they were mined on) and this one.
+    """
+    catalog = load_catalog(data_dir) if data_dir else load_default_catalog()
+    foreign = foreign_catalogues(snapshots, catalog.content_hash)
+    if not foreign:
+        return
+    client = MlflowClient()
+    rollouts_run = client.get_run(mine_run_id).data.tags.get("upstream.rollouts")
+    mined_on = client.get_run(rollouts_run).data.params.get("data_dir") if rollouts_run else None
+    found = ", ".join(f"{n} of catalogue {c}" for c, n in foreign.most_common())
+    raise UpstreamError(
+        f"{sum(foreign.values())} of {len(snapshots)} snapshots of mine run {mine_run_id} do not restore on this "
+        f"catalogue: they were mined on {_catalogue_name(mined_on)} ({found}); this run loads "
+        f"{_catalogue_name(data_dir)} (catalogue {catalog.content_hash}). Pass the data_dir the snapshots were "
+        "mined on, or mine snapshots on this catalogue.")
+
+
+def _catalogue_name(data_dir: str | None) -> str:
+    if data_dir is None:
+        return "an unrecorded catalogue"
+    return f"data_dir={data_dir!r}" if data_dir else "the embedded generated catalogue"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(LabelConfig, argv, __doc__)
-    with start_phase(PHASE, config):
+    with start_phase(PHASE, config), ExitStack() as stack:
         mine = resolve_upstream("mine", config.mine_run, "mine_run")
         snapshots = read_jsonl(download_artifact(mine.run_id, "failure_snapshots.jsonl", f"mine_run={config.mine_run!r}"),
                                Snapshot)
         if not snapshots:
             raise UpstreamError(f"mine run {mine.run_id} has no snapshots; mine a rollouts run with failures first.")
+        selected = select_snapshots(snapshots, config.max_snapshots, config.seed)
+        check_catalogue(selected, mine.run_id, config.data_dir)
         student_path = config.student if config.student in BUILTIN_POLICIES else resolve_model(config.student, "student")
-        work = (resumed_work_file(PHASE, config.resume_run, "labeled_snapshots.partial.jsonl") if config.resume_run
-                else work_file(PHASE, config, {"mine": mine.run_id, "student": student_path},
-                               "labeled_snapshots.partial.jsonl"))
+        key = resumed_work_key(PHASE, config.resume_run, WORK_NAME) if config.resume_run else None
+        work = stack.enter_context(open_work(
+            PHASE, config, {"mine": mine.run_id, "student": model_identity(config.student, student_path)}, WORK_NAME,
+            key=key))
         setup = LabelSetup(shop=ShopSpec.of(config.data_dir), student=PolicySpec(student_path, config.temperature,
                                                                                      batch_size=config.policy_batch, **config.model_loading()),
                            config=config, cache_dir=str(PROJECT_ROOT / ".teachable_work" / "teacher_cache"))
-        selected = select_snapshots(snapshots, config.max_snapshots, config.seed)
         with make_executor(config, setup, policies=[setup.student]) as executor:
             records, progress = label_snapshots(
                 selected, config=config, work_file=work, executor=executor,

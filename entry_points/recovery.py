@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import mlflow
@@ -31,10 +32,10 @@ from entry_points.common import (
     register_folder,
     run_cli,
     start_phase,
-    work_file,
 )
 from entry_points.evaluate import log_results
 from entry_points.train_matrix import ADAPTER_MODEL
+from entry_points.workfiles import model_identity, open_work
 from teachable.evaluation import (
     build_eval_sets,
     evaluate_policy,
@@ -77,11 +78,12 @@ def train_and_register(config: RecoveryConfig, records: list[LabeledSnapshot], s
 
 def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(RecoveryConfig, argv, __doc__)
-    with start_phase(PHASE, config) as run, tempfile.TemporaryDirectory() as tmp:
+    with start_phase(PHASE, config) as run, tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         label_run_id, records, base_model = labeled_inputs(config.label_run, config.student)
         shop = Shop.load(config.data_dir or None)
         # in the work folder, not a temporary one: Ray actors on other nodes read it when TEACHABLE_WORK_DIR is shared
-        adapter = work_file(PHASE, config, {"label": label_run_id, "student": base_model}, "adapter")
+        adapter = stack.enter_context(open_work(
+            PHASE, config, {"label": label_run_id, "student": model_identity(config.student, base_model)}, "adapter"))
         models = {name: PolicySpec(base_model, config.temperature, adapter=folder, device=config.device or None,
                              batch_size=config.policy_batch, **config.model_loading())
                   for name, folder in (("base", None), (MODEL_NAME, str(adapter)))}

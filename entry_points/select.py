@@ -28,6 +28,7 @@ import logging
 import math
 import tempfile
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,9 @@ from entry_points.common import (
     parse_config,
     run_cli,
     start_phase,
-    work_file,
 )
 from entry_points.predictor_registry import load_predictor
+from entry_points.workfiles import model_identity, open_work
 from teachable.evaluation import (
     build_eval_sets,
     evaluate_policy,
@@ -244,15 +245,15 @@ def log_figures(frame: pd.DataFrame) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(SelectConfig, argv, __doc__)
-    with start_phase(PHASE, config):
+    with start_phase(PHASE, config), ExitStack() as stack:
         label_run_id, records, base_model = labeled_inputs(config.label_run, config.student)
-        upstream = {"label": label_run_id, "student": base_model}
+        upstream = {"label": label_run_id, "student": model_identity(config.student, base_model)}
         champion, fitted = None, set()
         if "predictor" in config.method_list():
             champion = load_champion(config)
             fitted = fitted_snapshots(champion[2], label_run_id)
             mlflow.set_tag("predictor_version", str(champion[2].version))
-            upstream["predictor"] = str(champion[2].version)
+            upstream["predictor"] = f"models:/{champion[2].name}/{champion[2].version}"
         pool, held = split_pool(records, config.failure_holdout, config.seed, fitted)
         n_fitted = len(selection_pool([r for r in records if r.snapshot_id in fitted]))
         if fitted:
@@ -260,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                      len(pool))
         check_budgets(config.budget_list(), pool, n_fitted)
         scores = predicted_scores(champion[0], champion[1], config, pool) if champion else None
-        work = work_file(PHASE, config, upstream, "cells")
+        work = stack.enter_context(open_work(PHASE, config, upstream, "cells"))
         shop = Shop.load(config.data_dir or None)
         rollouts = label_run_rollouts(label_run_id) if config.retention_goals else []
         if config.retention_goals and not rollouts:

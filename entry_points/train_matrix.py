@@ -15,6 +15,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,8 @@ from entry_points.common import (
     register_folder,
     run_cli,
     start_phase,
-    work_file,
 )
+from entry_points.workfiles import model_identity, open_work
 from teachable.evaluation import record_adapter_base
 from teachable.policy.lm import LMPolicy
 from teachable.prompting import completion_text
@@ -84,9 +85,10 @@ def train_cell(cell: str, records: list[LabeledSnapshot], base: LMPolicy, base_m
 
 def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(MatrixConfig, argv, __doc__)
-    with start_phase(PHASE, config):
+    with start_phase(PHASE, config), ExitStack() as stack:
         label_run_id, records, base_model = labeled_inputs(config.label_run, config.student)
-        work = work_file(PHASE, config, {"label": label_run_id, "student": base_model}, "cells")
+        work = stack.enter_context(open_work(
+            PHASE, config, {"label": label_run_id, "student": model_identity(config.student, base_model)}, "cells"))
         base = LMPolicy.from_pretrained(base_model, device="cpu")  # renders prompts as the model was trained
         summary: dict[str, Any] = {"base_model": base_model, "label_run": label_run_id, "cells": {}}
         for cell in config.cell_list():

@@ -54,7 +54,8 @@ ATTENTION_IMPLEMENTATIONS = (None, "", "sdpa", "eager", "flash_attention_2")
 REF_FILE = "teachable_model_ref.json"
 REF_SCHEMA_VERSION = 1
 HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-FINGERPRINT_BYTES = 1 << 20
+FINGERPRINT_BYTES = 1 << 20  # a large weight file is fingerprinted by its first and last MiB (and its size)
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 
 
 def cache_root() -> Path:
@@ -307,30 +308,39 @@ def model_folder(ref: str) -> Path:
                              f"{SMOLLM2_PRESET!r} and not a hub id (org/name); pass one of those.")
 
 
-def model_fingerprint(ref: str) -> str:
-    """A content fingerprint of the model a reference names, stable across copies and paths.
+def folder_fingerprint(folder: Path) -> str:
+    """A SHA-256 over a folder's file names, sizes and contents (large weight files by their edges).
 
-    It hashes config.json, the tokenizer files, and each weight file's name, size and first and
-    last MiB (a full hash of many GB would cost minutes); a student folder adds its own adapter
-    and reference files.
+    Hashing every byte of a multi-gigabyte checkpoint on each run would cost more than the
+    resume saves; a checkpoint that differs only inside its middle bytes, with the same size and
+    the same config, is not a case that arises from training or downloading.
     """
     h = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = file.relative_to(folder).as_posix()
+        if rel.startswith(".") or "/." in rel:
+            continue  # download markers and caches, not the model
+        size = file.stat().st_size
+        h.update(f"{rel}\0{size}\0".encode())
+        with file.open("rb") as f:
+            if size <= 2 * FINGERPRINT_BYTES or not file.name.endswith(WEIGHT_SUFFIXES):
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            else:
+                h.update(f.read(FINGERPRINT_BYTES))
+                f.seek(size - FINGERPRINT_BYTES)
+                h.update(f.read(FINGERPRINT_BYTES))
+    return h.hexdigest()[:24]
+
+
+def model_fingerprint(ref: str) -> str:
+    """A content fingerprint of the model a reference names, stable across copies and paths:
+    `folder_fingerprint` of its folder, and of the student folder too when the reference is one
+    (its adapter and its recorded base)."""
     folder = model_folder(ref)
     student = Path(ref).expanduser()
     parts = [folder] + ([student] if student.is_dir() and (student / REF_FILE).is_file() else [])
-    for part in parts:
-        for name in ("config.json", "tokenizer.json", "adapter_config.json"):
-            if (part / name).is_file():
-                h.update(name.encode() + b"\0" + (part / name).read_bytes())
-        for weights in sorted([*part.glob("*.safetensors"), *part.glob("*.bin")]):
-            size = weights.stat().st_size
-            h.update(f"{weights.name}:{size}".encode())
-            with weights.open("rb") as f:
-                h.update(f.read(FINGERPRINT_BYTES))
-                if size > 2 * FINGERPRINT_BYTES:
-                    f.seek(size - FINGERPRINT_BYTES)
-                    h.update(f.read(FINGERPRINT_BYTES))
-    return h.hexdigest()[:16]
+    return hashlib.sha256("\0".join(folder_fingerprint(p) for p in parts).encode()).hexdigest()[:16]
 
 
 def model_reference(ref: str) -> dict[str, Any]:

@@ -119,7 +119,10 @@ def test_explore_filter_open_and_replay(driver, small_shop, tmp_path: Path, requ
             assert row.find_element(By.CSS_SELECTOR, "td.rate").text == f"{c['p']:.3f}"
         assert len(driver.find_elements(By.CSS_SELECTOR, "#conditions tr.condition")) == len(r.conditions)
         assert driver.find_element(By.ID, "mlflow-link").get_attribute("href").endswith("/runs/" + "a" * 32)
-        click_and_wait(driver, driver.find_element(By.ID, "replay"))
+        replay = driver.find_element(By.ID, "replay")  # a button posting a form: a GET never makes a session
+        form = replay.find_element(By.XPATH, "./ancestor::form")
+        assert replay.tag_name == "button" and form.get_attribute("method") == "post"
+        click_and_wait(driver, replay)
         assert driver.current_url.endswith("/shop/play")
         assert driver.find_element(By.ID, "text-observation").get_attribute("textContent") == r.observation
         if r.valid_actions:

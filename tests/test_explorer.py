@@ -134,7 +134,7 @@ def test_unknown_and_path_like_ids_are_4xx_pages(client, path: str) -> None:
 
 def test_replay_restores_the_state_and_continues(client, records, small_shop) -> None:
     r = records[-1]
-    resp = client.get(f"/snapshot/{r.snapshot_id}/replay")
+    resp = client.post(f"/snapshot/{r.snapshot_id}/replay")
     assert resp.status_code == 303 and resp.headers["Location"].endswith("/shop/play")
     body = client.get("/shop/play").get_data(as_text=True)
     shown = html.unescape(re.search(r'<pre id="text-observation">(.*?)</pre>', body, re.S).group(1))
@@ -147,9 +147,28 @@ def test_replay_restores_the_state_and_continues(client, records, small_shop) ->
     assert visit.history[-1] == action
 
 
+def test_gets_never_create_or_evict_shop_sessions(records, small_shop) -> None:
+    app = create_explorer_app(SnapshotTable(records), small_shop, max_sessions=3)
+    user, visitor = app.test_client(), app.test_client()
+    assert user.post(f"/snapshot/{records[0].snapshot_id}/replay").status_code == 303
+    sessions = app.extensions["webshop"].sessions
+    mine = user.get_cookie(COOKIE).value
+    for i in range(100):  # e.g. a crawler following every link of the list
+        r = visitor.get(f"/snapshot/{records[i % len(records)].snapshot_id}/replay")
+        assert r.status_code == 405 and "POST" in r.headers["Allow"].split(", ")
+        visitor.get(f"/snapshot/{records[i % len(records)].snapshot_id}")
+        visitor.get("/shop/play")
+    assert len(sessions) == 1 and sessions.get(mine) is not None
+    for r in records[:5]:  # replaying again and again holds one session per browser
+        user.post(f"/snapshot/{r.snapshot_id}/replay")
+    assert len(sessions) == 1 and sessions.get(mine) is None
+    page = user.get(f"/snapshot/{records[0].snapshot_id}").get_data(as_text=True)
+    assert f'<form method="post" action="/snapshot/{records[0].snapshot_id}/replay">' in page
+
+
 def test_a_state_from_another_catalogue_is_a_409_page(records, tiny_shop) -> None:
     client = create_explorer_app(SnapshotTable(records), tiny_shop).test_client()
-    assert_error_page(client.get(f"/snapshot/{records[0].snapshot_id}/replay"), 409)
+    assert_error_page(client.post(f"/snapshot/{records[0].snapshot_id}/replay"), 409)
 
 
 def test_explore_entry_point_serves_a_label_run(mlflow_store: str, small_data_dir: Path, monkeypatch) -> None:
@@ -173,7 +192,7 @@ def test_explore_entry_point_serves_a_label_run(mlflow_store: str, small_data_di
                              output_format="list")[0]
     link = f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
     assert link in client.get(f"/snapshot/{ids[0]}").get_data(as_text=True)
-    assert client.get(f"/snapshot/{ids[0]}/replay").status_code == 303  # replays on the run's own catalogue
+    assert client.post(f"/snapshot/{ids[0]}/replay").status_code == 303  # replays on the run's own catalogue
     with pytest.raises(SystemExit):
         explore.main(["--label_run", "latest", "--mlflow_ui", "file:///etc"])
     from entry_points.common import UpstreamError

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,6 +26,7 @@ from teachable.policy.teacher.openai_teacher import (
     OpenAITeacher,
     TeacherError,
     parse_advice,
+    retry_after_s,
 )
 from teachable.prompting import Context
 
@@ -69,6 +71,8 @@ class Reply:
     status: int = 200
     body: Any = None
     delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None  # sent as is, labelled application/json (a malformed body)
 
 
 @dataclass
@@ -78,6 +82,10 @@ class FakeEndpoint:
     raw: list[bytes] = field(default_factory=list)
     auth: list[str | None] = field(default_factory=list)
     url: str = ""
+    responder: Callable[[dict[str, Any]], Reply] | None = None  # answers by request, instead of the script
+    in_flight: int = 0
+    most_in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def script(self, *replies: Reply) -> None:
         self.queue.extend(replies)
@@ -102,21 +110,31 @@ def make_handler(endpoint: FakeEndpoint) -> type[BaseHTTPRequestHandler]:
             endpoint.raw.append(raw)
             endpoint.requests.append(json.loads(raw))
             endpoint.auth.append(self.headers.get("Authorization"))
-            reply = endpoint.queue.popleft() if endpoint.queue else Reply(status=500, body={"error": {"message": "script exhausted"}})
+            with endpoint.lock:
+                endpoint.in_flight += 1
+                endpoint.most_in_flight = max(endpoint.most_in_flight, endpoint.in_flight)
+            if endpoint.responder is not None:
+                reply = endpoint.responder(json.loads(raw))
+            else:
+                reply = endpoint.queue.popleft() if endpoint.queue else Reply(status=500, body={"error": {"message": "script exhausted"}})
             time.sleep(reply.delay)
+            with endpoint.lock:
+                endpoint.in_flight -= 1
             if reply.body is not None:
                 body = reply.body
             else:
                 body = completion_body(reply.content) if reply.status == 200 else {"error": {"message": "scripted"}}
-            self._send(reply.status, body)
+            self._send(reply.status, body, reply.headers, reply.raw)
 
-        def _send(self, status: int, body: Any) -> None:
-            html = isinstance(body, str)
-            data = body.encode() if html else json.dumps(body).encode()
+        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None, raw: bytes | None = None) -> None:
+            html = isinstance(body, str) and raw is None
+            data = raw if raw is not None else body.encode() if html else json.dumps(body).encode()
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "text/html" if html else "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
             except (BrokenPipeError, ConnectionResetError):
@@ -273,10 +291,61 @@ def test_exhausted_retries_say_what_to_do(endpoint: FakeEndpoint) -> None:
         advise(make_teacher(endpoint, max_retries=1))
 
 
-def test_html_page_points_at_base_url(endpoint: FakeEndpoint) -> None:
-    endpoint.script(Reply(body="<html>Welcome to the router</html>"))
-    with pytest.raises(TeacherError, match="did not answer with a chat completion.*base_url"):
+def test_html_page_is_retried_then_points_at_base_url(endpoint: FakeEndpoint) -> None:
+    endpoint.script(*[Reply(body="<html>Welcome to the router</html>")] * 2)
+    teacher = make_teacher(endpoint, max_retries=1)
+    with pytest.raises(TeacherError, match="giving up after 2 attempt.*no chat completion.*Welcome.*base_url"):
+        advise(teacher)
+    assert teacher.stats.retries == 1
+
+
+def retry_delays(caplog: pytest.LogCaptureFixture) -> list[float]:
+    return [float(m) for m in re.findall(r"retry \d+ of \d+ in ([0-9.]+) s", caplog.text)]
+
+
+def test_every_transient_failure_then_a_good_reply(endpoint: FakeEndpoint, caplog: pytest.LogCaptureFixture) -> None:
+    endpoint.script(
+        Reply(status=429, body={"error": {"message": "slow down"}}, headers={"Retry-After": "0.3"}),
+        Reply(status=500),
+        Reply(advice_json(action="click[lemon]"), delay=0.6),  # times out
+        Reply(raw=b'{"id": "chatcmpl-1", "choices": [{"message": '),  # malformed JSON, as application/json
+        Reply(body={"id": "x", "object": "chat.completion", "result": "ok"}),  # JSON with the wrong fields
+        Reply(advice_json()),
+    )
+    teacher = make_teacher(endpoint, timeout_s=0.3, max_retries=5, backoff_s=0.01)
+    with caplog.at_level(logging.WARNING):
+        assert advise(teacher).action == "click[mint]"
+    assert teacher.stats.retries == 5 and len(endpoint.requests) == 6 and teacher.stats.invalid_replies == 0
+    for problem in ("rate limited", "server error", "timed out", "no chat completion"):
+        assert problem in caplog.text
+    delays = retry_delays(caplog)
+    assert 0.3 <= delays[0] <= 0.3 + 0.03 + 1e-9  # Retry-After, plus at most 10 % jitter
+    assert all(0.005 <= d <= 0.16 for d in delays[1:])  # the doubled backoff, drawn from its upper half
+
+
+def test_malformed_bodies_end_in_a_teacher_error(endpoint: FakeEndpoint) -> None:
+    endpoint.script(*[Reply(raw=b"<html>oops</html>")] * 3)
+    teacher = make_teacher(endpoint, max_retries=2)
+    with pytest.raises(TeacherError, match=r"giving up after 3 attempt\(s\).*no chat completion"):
+        advise(teacher)
+    assert teacher.stats.retries == 2
+
+
+def test_a_retry_after_beyond_the_limit_says_so(endpoint: FakeEndpoint) -> None:
+    endpoint.script(Reply(status=429, headers={"Retry-After": "3600"}), Reply(advice_json()))
+    with pytest.raises(TeacherError, match=r"asks to wait 3600 s.*max_retry_after_s=120"):
         advise(make_teacher(endpoint))
+    assert len(endpoint.requests) == 1
+
+
+def test_retry_after_forms() -> None:
+    from email.utils import formatdate
+
+    assert retry_after_s({"retry-after": "2"}) == 2.0
+    assert retry_after_s({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
+    assert retry_after_s({"retry-after": formatdate(1_000_010, usegmt=True)}, now=1_000_000) == 10.0
+    assert retry_after_s({"retry-after": "soon"}) is None and retry_after_s({}) is None
+    assert retry_after_s({"retry-after": "-5"}) == 0.0
 
 
 def test_unreachable_server_points_at_base_url(endpoint: FakeEndpoint) -> None:
@@ -346,9 +415,9 @@ def test_request_shows_context_but_not_hidden_goal(endpoint: FakeEndpoint) -> No
 
 
 # ---------------------------------------------------------------------- batch contract
-def test_batch_is_sequential_and_checked(endpoint: FakeEndpoint, caplog: pytest.LogCaptureFixture) -> None:
+def test_batch_is_in_order_and_checked(endpoint: FakeEndpoint, caplog: pytest.LogCaptureFixture) -> None:
     endpoint.script(Reply(advice_json()), Reply(advice_json(action="search[zebra mat]")))
-    teacher = make_teacher(endpoint)
+    teacher = make_teacher(endpoint, max_concurrency=1)  # the script answers in arrival order
     with pytest.raises(ValueError, match="one student action per context"):
         teacher.advise([ITEM_CTX, SEARCH_CTX], ["click[buy now]"])
     with caplog.at_level(logging.INFO):
@@ -371,3 +440,48 @@ def test_corrupt_cache_file_is_a_miss(endpoint: FakeEndpoint, tmp_path: Path) ->
     teacher = make_teacher(endpoint, cache_dir=tmp_path)
     assert advise(teacher).action == "click[lemon]"
     assert teacher.stats.cache_misses == 1 and json.loads(cache_file.read_text())["schema_version"] == 1
+
+
+def test_requests_in_flight_are_bounded_and_results_match_serial(endpoint: FakeEndpoint, tmp_path: Path) -> None:
+    """Each reply depends on its request only (as a model's does); delays shuffle the arrival order."""
+    buttons = ["click[mint]", "click[lemon]", "click[description]", "click[< prev]"]
+    contexts = [
+        Context(instruction=f"task {i}", observation=ITEM_CTX.observation, valid_actions=ITEM_CTX.valid_actions,
+                has_search_bar=False) for i in range(12)]
+    contexts.append(contexts[3])  # asked twice in one call: sent once
+
+    def respond(request: dict[str, Any]) -> Reply:
+        task = int(re.search(r"task (\d+)", request["messages"][1]["content"]).group(1))
+        return Reply(advice_json(action=buttons[task % 4]), delay=0.05 * ((task * 7) % 5))
+
+    endpoint.responder = respond
+    students = ["click[buy now]"] * len(contexts)
+    serial = make_teacher(endpoint, max_concurrency=1).advise(contexts, students)
+    assert endpoint.most_in_flight == 1 and len(endpoint.requests) == 12
+    endpoint.most_in_flight = 0
+    parallel = make_teacher(endpoint, max_concurrency=4).advise(contexts, students)
+    assert parallel == serial and [a.action for a in serial] == [buttons[i % 4] for i in range(12)] + [buttons[3]]
+    assert 2 <= endpoint.most_in_flight <= 4 and len(endpoint.requests) == 24
+
+
+def test_settled_keeps_each_decisions_error_in_place(endpoint: FakeEndpoint) -> None:
+    endpoint.responder = lambda request: (Reply(status=400, body={"error": {"message": "no"}})
+                                          if "zebra" in request["messages"][1]["content"] else Reply(advice_json()))
+    teacher = make_teacher(endpoint, max_concurrency=3)
+    out = teacher.advise_settled([ITEM_CTX, SEARCH_CTX, ITEM_CTX], ["click[buy now]", "search[mat]", "click[lemon]"])
+    assert isinstance(out[1], TeacherError) and [a.action for a in (out[0], out[2])] == ["click[mint]"] * 2
+    with pytest.raises(TeacherError, match="HTTP 400"):
+        teacher.advise([ITEM_CTX, SEARCH_CTX], ["click[buy now]", "search[mat]"])
+
+
+def test_label_records_a_malformed_body_as_a_teacher_error(endpoint: FakeEndpoint) -> None:
+    from teachable.label.labeling import LabelProgress, teacher_advice
+
+    endpoint.responder = lambda request: (Reply(raw=b'{"choices": [') if "zebra" in request["messages"][1]["content"]
+                                          else Reply(advice_json()))
+    progress = LabelProgress()
+    out = teacher_advice(make_teacher(endpoint, max_retries=1), None, [ITEM_CTX, SEARCH_CTX],
+                         ["click[buy now]", "search[mat]"], progress)
+    assert out[0][0].action == "click[mint]" and out[0][1] is None
+    assert out[1][0] is None and out[1][1].startswith("TeacherError:") and "no chat completion" in out[1][1]
+    assert progress.teacher_errors == 1

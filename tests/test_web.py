@@ -24,9 +24,10 @@ def client(app):
     return app.test_client()
 
 
-def start(client, goal_idx: int) -> None:
+def start(client, goal_idx: int):
     r = client.post("/start", data={"goal_idx": str(goal_idx)})
     assert r.status_code == 303 and r.headers["Location"].endswith("/play")
+    return r
 
 
 def act(client, action: str, query: str = "") -> None:
@@ -177,7 +178,18 @@ def test_no_session_redirects_and_unknown_routes_are_404_pages(client) -> None:
     assert client.post("/play", data={"action": "search", "query": "x"}).status_code == 303
     assert_error_page(client.get("/../../etc/passwd"), 404)
     assert_error_page(client.get("/static/../../env.py"), 404)
-    assert_error_page(client.delete("/play"), 405)
+    r = client.delete("/play")
+    assert_error_page(r, 405)
+    assert set(r.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}
+    r = client.get("/start")
+    assert r.status_code == 405 and set(r.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
+
+
+def test_every_response_carries_the_security_headers(client) -> None:
+    for r in (client.get("/"), start(client, 0), client.get("/play"), client.get("/nope"), client.put("/")):
+        assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        assert r.headers["X-Frame-Options"] == "DENY" and r.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_a_server_error_renders_a_page_without_traceback(app, client, monkeypatch) -> None:

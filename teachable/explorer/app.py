@@ -4,8 +4,10 @@
 U); `/snapshot/<id>` shows one: the instruction, the observation the student saw, the student's
 action distribution as bars, the teacher's action, hint and contrast, each condition's success
 rate with its interval, the branch outcomes (leverage, patch gains) and a link to the label run
-in MLflow; `/snapshot/<id>/replay` restores the snapshot's state into a fresh env (`set_state`,
-nothing re-played) and opens the shop (`webshop_env.web`, mounted at `/shop`) at that state.
+in MLflow; a POST to `/snapshot/<id>/replay` (the page's replay button) restores the snapshot's
+state into a fresh env (`set_state`, nothing re-played) and opens the shop (`webshop_env.web`,
+mounted at `/shop`) at that state, replacing the browser's earlier shop session. GETs never
+create or evict a shop session (a GET on the replay URL is a 405).
 
 The app reads what it is given (records, a shop, a link); it never looks anything up in MLflow
 (`entry_points/explore.py` does) and nothing from a request reaches the file system.
@@ -13,7 +15,7 @@ The app reads what it is given (records, a shop, a link); it never looks anythin
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, Response, render_template, request, url_for
 from werkzeug.exceptions import BadRequest, NotFound
 
 from teachable.explorer.data import (
@@ -25,7 +27,7 @@ from teachable.explorer.data import (
     SnapshotTable,
 )
 from webshop_env.env import Shop
-from webshop_env.web import ShopWeb, install_error_pages
+from webshop_env.web import ShopWeb, install_error_pages, install_security_headers
 
 
 def explorer_blueprint(table: SnapshotTable, web: ShopWeb, run_id: str | None, run_url: str | None) -> Blueprint:
@@ -62,12 +64,12 @@ def explorer_blueprint(table: SnapshotTable, web: ShopWeb, run_id: str | None, r
         return render_template("explorer/snapshot.html", row=row, r=r, dist=dist, conditions=conditions,
                                u_measure=table.u_measure, run_id=run_id, run_url=run_url)
 
-    @bp.get("/snapshot/<snapshot_id>/replay")
+    @bp.post("/snapshot/<snapshot_id>/replay")
     def replay(snapshot_id: str) -> Response:
         r = row_or_error(snapshot_id).record
         sid = web.start_from_state(r.state, origin=f"snapshot {r.snapshot_id}", history=r.history,
                                    back_url=url_for("explorer.snapshot", snapshot_id=r.snapshot_id))
-        return web.with_session(redirect(url_for("shop.play"), code=303), sid)
+        return web.replace_session(sid)
 
     return bp
 
@@ -90,4 +92,5 @@ def create_explorer_app(table: SnapshotTable, shop: Shop, *, run_id: str | None 
     app.register_blueprint(web.blueprint(), url_prefix="/shop")
     app.register_blueprint(explorer_blueprint(table, web, run_id, run_url))
     install_error_pages(app)
+    install_security_headers(app)
     return app

@@ -9,11 +9,13 @@ from a `LabelSetup`; only this process writes the work file. Every branch is see
 run's seed and its snapshot, so the labels are the same whatever the executor, the number of
 workers or the batch a snapshot lands in. `finalize` then assigns quadrants (from the quantiles
 of the whole set) and intervention depths. A snapshot whose state does not restore on this
-catalogue is reported and skipped, and counted.
+catalogue is reported and skipped, and counted. The final read keeps each snapshot once and
+checks that every planned snapshot is labeled or skipped (`read_work_file`, `check_plan`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections import Counter
@@ -57,6 +59,8 @@ class LabelConfig(ExecutorConfig):
     teacher_model: str = field(default="gpt-4.1-mini", metadata={"help": "model name for the openai teacher"})
     teacher_base_url: str = field(default="", metadata={"help": "base URL for the openai teacher (empty: the client's default)"})
     teacher_fallback: bool = field(default=True, metadata={"help": "when the openai teacher fails after retries, use the offline teacher for that snapshot"})
+    teacher_timeout_s: float = field(default=60.0, metadata={"help": "per-request timeout of the openai teacher, seconds"})
+    teacher_concurrency: int = field(default=8, metadata={"help": "openai teacher requests in flight at once (the labels are those of asking one at a time)"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the student's continuations"})
     n_min: int = field(default=8, metadata={"help": "rollouts per condition before an early stop is allowed"})
     n_max: int = field(default=24, metadata={"help": "most rollouts per condition"})
@@ -90,6 +94,9 @@ class LabelConfig(ExecutorConfig):
         for name in ("snapshot_batch", "branch_batch", "max_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.teacher_timeout_s <= 0 or self.teacher_concurrency < 1:
+            raise ValueError(f"teacher_timeout_s must be > 0 and teacher_concurrency >= 1, got "
+                             f"{self.teacher_timeout_s} and {self.teacher_concurrency}.")
         if self.max_snapshots < 0:
             raise ValueError(f"max_snapshots must be >= 0, got {self.max_snapshots}.")
         self.plan()  # validates n_min, n_max, ci_halfwidth, rollout_batch, confidence
@@ -164,18 +171,51 @@ def select_snapshots(snapshots: Sequence[Snapshot], max_snapshots: int, seed: in
     return [s for i, s in enumerate(snapshots) if i in keep]
 
 
-def _advise(teacher: Teacher, fallback: Teacher | None, ctx, action: str,
-            progress: LabelProgress) -> tuple[TeacherAdvice | None, str | None]:
-    try:
-        return teacher.advise([ctx], [action])[0], None
-    except Exception as e:  # noqa: BLE001 - any teacher failure is recorded on the label, never lost
+def teacher_advice(teacher: Teacher, fallback: Teacher | None, contexts: Sequence, actions: Sequence[str],
+                progress: LabelProgress) -> list[tuple[TeacherAdvice | None, str | None]]:
+    """The teacher's advice on each decision (with the error when it failed, and the fallback's advice).
+
+    A teacher with `advise_settled` (the OpenAI teacher) has its requests in flight together;
+    its results come back in the order asked, so the labels do not depend on how many ran at once.
+    """
+    settled = getattr(teacher, "advise_settled", None)
+    if settled is not None:
+        results = settled(contexts, actions)
+    else:
+        results = []
+        for ctx, action in zip(contexts, actions, strict=True):
+            try:
+                results.append(teacher.advise([ctx], [action])[0])
+            except Exception as e:  # noqa: BLE001 - any teacher failure is recorded on the label, never lost
+                results.append(e)
+    out = []
+    for ctx, action, result in zip(contexts, actions, results, strict=True):
+        if not isinstance(result, Exception):
+            out.append((result, None))
+            continue
         progress.teacher_errors += 1
-        error = f"{type(e).__name__}: {e}"
+        error = f"{type(result).__name__}: {result}"
         log.warning("teacher failed on a snapshot: %s", error)
         if fallback is None:
-            return None, error
-        progress.teacher_fallbacks += 1
-        return fallback.advise([ctx], [action])[0], error
+            out.append((None, error))
+        else:
+            progress.teacher_fallbacks += 1
+            out.append((fallback.advise([ctx], [action])[0], error))
+    return out
+
+
+def state_catalogue(state: str) -> str | None:
+    """The content hash of the catalogue a saved state belongs to (None when unreadable)."""
+    try:
+        found = json.loads(state).get("cat")  # a state is one JSON object (see webshop_env.state)
+    except (ValueError, AttributeError):
+        return None
+    return found if isinstance(found, str) else None
+
+
+def foreign_catalogues(snapshots: Sequence[Snapshot], catalog_hash: str) -> Counter[str]:
+    """How many snapshots belong to each catalogue other than `catalog_hash` (empty: all restore here)."""
+    return Counter(c or "unreadable" for c in (state_catalogue(s.state) for s in snapshots) if c != catalog_hash)
 
 
 def _restorable(env: WebShopEnv, snapshot: Snapshot) -> str | None:
@@ -195,7 +235,7 @@ def label_batch(snapshots: Sequence[Snapshot], *, shop: Shop, student: Policy, e
     # one snapshot per call: its U must not depend on the rows padded beside it in a batched forward pass
     measured = [measure_uncertainty(student, [ctx]) for ctx in contexts]
     uncertainties, dists = [u[0] for u, _ in measured], [d[0] for _, d in measured]
-    advice = [_advise(teacher, fallback, ctx, s.student_action, progress) for ctx, s in zip(contexts, snapshots, strict=True)]
+    advice = teacher_advice(teacher, fallback, contexts, [s.student_action for s in snapshots], progress)
     branchings = [Branching(s, a.action if a else None, condition_patches(a) if a else {})
                   for s, (a, _) in zip(snapshots, advice, strict=True)]
     before = progress.branch.episodes + progress.branch.deduplicated
@@ -306,9 +346,47 @@ def label_snapshots(
             if on_batch:
                 on_batch(progress)
     bar.close()
+    labeled = read_work_file(work_file, snapshots)
+    check_plan(labeled, progress.skipped_ids, snapshots, work_file)
+    return labeled, progress
+
+
+class WorkFileError(ValueError):
+    """A work file does not hold what the plan asked for (items missing, or from another plan)."""
+
+
+def read_work_file(work_file: Path, snapshots: Sequence[Snapshot]) -> list[LabeledSnapshot]:
+    """The labels in `work_file` of `snapshots`, once each (the first line of an id wins), in their order.
+
+    A second line of the same id can only come from two writers on one file (the entry points
+    lock it) or a hand-made copy; it is dropped with a warning so nothing is counted twice.
+    """
     order = {s.snapshot_id: i for i, s in enumerate(snapshots)}
-    labeled = [r for r in iter_jsonl(work_file, LabeledSnapshot) if r.snapshot_id in order]
-    return sorted(labeled, key=lambda r: order[r.snapshot_id]), progress
+    first: dict[str, LabeledSnapshot] = {}
+    doubled = 0
+    for r in iter_jsonl(work_file, LabeledSnapshot):
+        if r.snapshot_id in first:
+            doubled += 1
+        elif r.snapshot_id in order:
+            first[r.snapshot_id] = r
+    if doubled:
+        log.warning("%s: %d lines repeat a snapshot already labeled; each snapshot is kept once", work_file, doubled)
+    return sorted(first.values(), key=lambda r: order[r.snapshot_id])
+
+
+def check_plan(labeled: Sequence[LabeledSnapshot], skipped_ids: Sequence[str], snapshots: Sequence[Snapshot],
+               work_file: Path) -> None:
+    """Every planned snapshot is labeled or skipped (unrestorable) exactly once.
+
+    Raises:
+        WorkFileError: some are neither, naming how many and the work file.
+    """
+    planned = {s.snapshot_id for s in snapshots}
+    missing = planned - {r.snapshot_id for r in labeled} - set(skipped_ids)
+    if missing:
+        raise WorkFileError(f"{work_file}: {len(missing)} of {len(planned)} planned snapshots are neither labeled "
+                            f"nor skipped (e.g. {sorted(missing)[0]}); the work file was changed by another "
+                            "process: delete it and run again.")
 
 
 def finalize(records: Sequence[LabeledSnapshot], config: LabelConfig) -> tuple[list[LabeledSnapshot], dict[str, float]]:
@@ -372,5 +450,6 @@ def make_teachers(config: LabelConfig, shop: Shop, cache_dir: str | Path | None)
         return OfflineTeacher(shop), None
     from teachable.policy.teacher.openai_teacher import OpenAITeacher
 
-    teacher = OpenAITeacher(model=config.teacher_model, base_url=config.teacher_base_url or None, cache_dir=cache_dir)
+    teacher = OpenAITeacher(model=config.teacher_model, base_url=config.teacher_base_url or None, cache_dir=cache_dir,
+                            timeout_s=config.teacher_timeout_s, max_concurrency=config.teacher_concurrency)
     return teacher, OfflineTeacher(shop) if config.teacher_fallback else None

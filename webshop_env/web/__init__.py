@@ -6,8 +6,10 @@ from webshop_env.web.app import (
     ShopWeb,
     create_app,
     install_error_pages,
+    install_security_headers,
     web_action,
 )
 from webshop_env.web.sessions import SessionStore
 
-__all__ = ["LOOPBACK", "ActionError", "SessionStore", "ShopWeb", "create_app", "install_error_pages", "web_action"]
+__all__ = ["LOOPBACK", "ActionError", "SessionStore", "ShopWeb", "create_app", "install_error_pages",
+           "install_security_headers", "web_action"]

@@ -9,7 +9,10 @@ Each browser session holds one env on the server, keyed by a random session id i
 (`webshop_env.web.sessions.SessionStore`: expiry after `session_ttl_s` idle seconds, at most
 `max_sessions`). Requests are validated (goal index range, split names, action syntax, the page's
 clickables); nothing from a request reaches the file system; every error renders a page with its
-status code, never a traceback. Debug mode is off.
+status code (a 405 with its `Allow` header), never a traceback. Debug mode is off. Only a POST
+creates, replaces or drops a session; a GET reads one. Every response carries a
+Content-Security-Policy (this origin only: no scripts, no frames, forms posting back here; product
+images from https), `X-Frame-Options: DENY` and `X-Content-Type-Options: nosniff`.
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ SPLITS = ("test", "dev", "train")
 MAX_QUERY_CHARS = 200
 MAX_ACTION_CHARS = 300
 WEB_ACTION_RE = re.compile(r"(search|click)\[(.+)\]", re.DOTALL)
+# no script runs on these pages; style attributes size the explorer's bars
+CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'self'; style-src-attr 'unsafe-inline'; "
+                           "img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+SECURITY_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Frame-Options": "DENY",
+                    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 
 
 class ActionError(ValueError):
@@ -190,8 +198,12 @@ class ShopWeb:
                 sid = self.start_goal(split=form.get("split", ""))
         except ValueError as e:
             raise BadRequest(str(e)) from None
+        return self.replace_session(sid)
+
+    def replace_session(self, sid: str) -> Response:
+        """Drop this browser's previous session (one browser holds one) and send it to `sid`'s shop page."""
         old = request.cookies.get(COOKIE)
-        if old:
+        if old and old != sid:
             self.sessions.drop(old)
         return self.with_session(redirect(url_for("shop.play"), code=303), sid)
 
@@ -235,10 +247,11 @@ def install_error_pages(app: Flask) -> None:
     """Render every error as a page with its status code; never show a traceback."""
 
     @app.errorhandler(HTTPException)
-    def http_error(e: HTTPException) -> Response | tuple[str, int]:
+    def http_error(e: HTTPException) -> Response | tuple[str, int, list[tuple[str, str]]]:
         if e.code is None or e.code < 400:
             return e
-        return render_template("shop/error.html", code=e.code, name=e.name, message=e.description), e.code
+        headers = [(k, v) for k, v in e.get_headers() if k.lower() != "content-type"]  # e.g. a 405's Allow
+        return render_template("shop/error.html", code=e.code, name=e.name, message=e.description), e.code, headers
 
     @app.errorhandler(StateError)
     def state_error(e: StateError) -> tuple[str, int]:
@@ -250,6 +263,16 @@ def install_error_pages(app: Flask) -> None:
         err = InternalServerError()
         return render_template("shop/error.html", code=500, name=err.name,
                                message="Something went wrong on the server; the details are in its log."), 500
+
+
+def install_security_headers(app: Flask) -> None:
+    """Add `SECURITY_HEADERS` to every response (error pages included)."""
+
+    @app.after_request
+    def secure(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
 
 
 def create_app(shop: Shop | None = None, data_dir: str | Path | None = None, *, max_steps: int = 15,
@@ -272,4 +295,5 @@ def create_app(shop: Shop | None = None, data_dir: str | Path | None = None, *, 
     app.extensions["webshop"] = web
     app.register_blueprint(web.blueprint())
     install_error_pages(app)
+    install_security_headers(app)
     return app

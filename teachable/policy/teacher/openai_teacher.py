@@ -6,21 +6,29 @@ hint, a contrast explanation and an error type. Replies are parsed and checked, 
 an unusable reply is sent back with the problem named, a few times, before giving up.
 
 Requests go through the official `openai` client with its own retries turned off, so that the
-retry policy (429, 5xx, timeouts, connection errors; exponential backoff) is ours and testable.
+retry policy is ours and testable: 429, 5xx, timeouts, connection errors and 200 replies whose
+body is no chat completion (malformed JSON, an HTML page, missing fields) are retried with
+exponential backoff and jitter, or after the server's `Retry-After` (plus jitter) when it sends
+one. `advise` keeps up to `max_concurrency` requests in flight and returns the advice in the
+order asked, so its results are those of asking one at a time.
 With a `cache_dir`, each valid reply is stored as one JSON file named by a SHA-256 of the
 request, so a re-run sends nothing and needs no API key.
 """
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import json
 import logging
 import os
+import random
 import re
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +75,35 @@ TEACHER_SYSTEM_PROMPT = (
 
 class TeacherError(RuntimeError):
     """The teacher could not produce advice (endpoint unreachable, rejected, or unusable replies)."""
+
+
+class _BadBody(Exception):
+    """A 200 reply whose body is no chat completion; worth a retry (a proxy or a server restarting)."""
+
+
+def retry_after_s(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
+    """The delay a server asks for: `retry-after-ms`, else `retry-after` in seconds or as an HTTP date.
+
+    Written here because the `openai` client's parser is private; None when there is no usable header.
+    """
+    if not headers:
+        return None
+    for name, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            delay = float(value) * scale
+        except ValueError:
+            if name == "retry-after-ms":
+                continue
+            try:
+                when = email.utils.parsedate_to_datetime(value).timestamp()
+            except (TypeError, ValueError, IndexError):
+                return None
+            delay = when - (time.time() if now is None else now)
+        return max(0.0, delay) if delay == delay and delay != float("inf") else None
+    return None
 
 
 @dataclass
@@ -218,9 +255,15 @@ class OpenAITeacher:
         cache_dir: where to keep one JSON file per request; None disables the cache.
         temperature: sampling temperature (part of the cache key).
         max_retries: transport retries per request (429, 5xx, timeout, connection error).
-        backoff_s: the first retry's delay; it doubles on each retry up to `max_backoff_s`.
-        max_backoff_s: the longest delay between retries.
+        backoff_s: the first retry's delay; it doubles on each retry up to `max_backoff_s`, and
+            each delay is drawn uniformly from its upper half (jitter, so that clients that failed
+            together do not retry together).
+        max_backoff_s: the longest delay between retries without a `Retry-After`.
+        max_retry_after_s: the longest `Retry-After` honoured; a server asking for more ends the
+            request with a `TeacherError` that says so.
         timeout_s: the per-request timeout in seconds.
+        max_concurrency: requests in flight at once in `advise` (1: one at a time).
+        jitter_seed: seed of the retry jitter (it changes only when requests are sent, never a result).
         max_invalid_retries: how many times an unusable reply is sent back for correction.
         max_history: how many recent actions the teacher sees.
         max_observation_chars: cut longer observations (None keeps them whole).
@@ -238,7 +281,10 @@ class OpenAITeacher:
         max_retries: int = 4,
         backoff_s: float = 1.0,
         max_backoff_s: float = 30.0,
+        max_retry_after_s: float = 120.0,
         timeout_s: float = 60.0,
+        max_concurrency: int = 8,
+        jitter_seed: int = 0,
         max_invalid_retries: int = 2,
         max_history: int = DEFAULT_HISTORY,
         max_observation_chars: int | None = None,
@@ -246,8 +292,10 @@ class OpenAITeacher:
         for field_name, value in (("max_retries", max_retries), ("max_invalid_retries", max_invalid_retries)):
             if value < 0:
                 raise ValueError(f"{field_name} must be >= 0, got {value}.")
-        if backoff_s < 0 or max_backoff_s < 0 or timeout_s <= 0:
-            raise ValueError("backoff_s and max_backoff_s must be >= 0 and timeout_s > 0.")
+        if backoff_s < 0 or max_backoff_s < 0 or max_retry_after_s < 0 or timeout_s <= 0:
+            raise ValueError("backoff_s, max_backoff_s and max_retry_after_s must be >= 0 and timeout_s > 0.")
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}.")
         self.model = model
         self.base_url = base_url
         self._api_key = api_key
@@ -257,12 +305,16 @@ class OpenAITeacher:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.max_retry_after_s = max_retry_after_s
         self.timeout_s = timeout_s
+        self.max_concurrency = max_concurrency
         self.max_invalid_retries = max_invalid_retries
         self.max_history = max_history
         self.max_observation_chars = max_observation_chars
         self.stats = TeacherStats()
         self._client: OpenAI | None = None
+        self._lock = threading.Lock()  # guards stats, the jitter RNG and the client across request threads
+        self._jitter = random.Random(jitter_seed)
 
     @property
     def name(self) -> str:
@@ -273,18 +325,52 @@ class OpenAITeacher:
 
     # ------------------------------------------------------------------ public API
     def advise(self, contexts: Sequence[Context], student_actions: Sequence[str]) -> list[TeacherAdvice]:
-        """Advice for each decision, one request at a time (cached ones send nothing).
+        """Advice for each decision, in order (up to `max_concurrency` requests in flight; cached ones send nothing).
 
         Raises:
             ValueError: `contexts` and `student_actions` differ in length.
-            TeacherError: the endpoint failed after retries, rejected the request, or kept
-                replying with unusable advice.
+            TeacherError: the first decision the endpoint failed on after retries, rejected, or
+                kept answering with unusable advice.
+        """
+        out = self.advise_settled(contexts, student_actions)
+        for result in out:
+            if isinstance(result, TeacherError):
+                raise result
+        return out  # type: ignore[return-value]
+
+    def advise_settled(self, contexts: Sequence[Context],
+                       student_actions: Sequence[str]) -> list[TeacherAdvice | TeacherError]:
+        """Advice for each decision, or the `TeacherError` it ended with, in the order asked.
+
+        Identical requests in one call are sent once, so the results equal those of asking one
+        at a time (where the second would be a cache hit).
+
+        Raises:
+            ValueError: `contexts` and `student_actions` differ in length.
         """
         if len(contexts) != len(student_actions):
             raise ValueError(f"got {len(contexts)} contexts but {len(student_actions)} student actions; "
                              "pass one student action per context.")
         hits, misses = self.stats.cache_hits, self.stats.cache_misses
-        out = [self.advise_one(ctx, act) for ctx, act in zip(contexts, student_actions, strict=True)]
+        requests = [self._request(ctx, act) for ctx, act in zip(contexts, student_actions, strict=True)]
+        first: dict[str, int] = {}
+        for i, (key, _, _) in enumerate(requests):
+            first.setdefault(key, i)
+        unique = sorted(first.values())
+
+        def settle(i: int) -> TeacherAdvice | TeacherError:
+            try:
+                return self._advise_request(*requests[i], contexts[i])
+            except TeacherError as exc:
+                return exc
+
+        workers = min(self.max_concurrency, len(unique))
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="teacher") as pool:
+                settled = dict(zip(unique, pool.map(settle, unique), strict=True))
+        else:
+            settled = {i: settle(i) for i in unique}
+        out = [settled[first[key]] for key, _, _ in requests]
         logger.info("%s: %d decisions, %d cache hits, %d cache misses (totals: %s)", self.name,
                     len(out), self.stats.cache_hits - hits, self.stats.cache_misses - misses,
                     self.stats.to_dict())
@@ -292,18 +378,28 @@ class OpenAITeacher:
 
     def advise_one(self, ctx: Context, student_action: str) -> TeacherAdvice:
         """Advice for one decision, from the cache when it holds this exact request."""
+        return self._advise_request(*self._request(ctx, student_action), ctx)
+
+    def _request(self, ctx: Context, student_action: str) -> tuple[str, dict[str, Any], list[dict[str, str]]]:
         messages = build_messages(ctx, student_action, self.max_history, self.max_observation_chars)
         request = {"model": self.model, "messages": messages, "temperature": self.temperature,
                    "response_format": RESPONSE_FORMAT}
-        key = request_key(request)
+        return request_key(request), request, messages
+
+    def _advise_request(self, key: str, request: dict[str, Any], messages: list[dict[str, str]],
+                        ctx: Context) -> TeacherAdvice:
         cached = self._cache_get(key, ctx)
         if cached is not None:
-            self.stats.cache_hits += 1
+            self._count("cache_hits")
             return cached
-        self.stats.cache_misses += 1
+        self._count("cache_misses")
         advice, content = self._ask_until_valid(messages, ctx)
         self._cache_put(key, request, content, advice)
         return advice
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            setattr(self.stats, name, getattr(self.stats, name) + 1)
 
     def close(self) -> None:
         """Close the HTTP client (it is reopened on the next request)."""
@@ -321,7 +417,7 @@ class OpenAITeacher:
                 return parse_advice(content, ctx, self.name), content or ""
             except InvalidReplyError as exc:
                 problem = str(exc)
-            self.stats.invalid_replies += 1
+            self._count("invalid_replies")
             logger.warning("%s: unusable reply (attempt %d of %d): %s", self.name, attempt + 1,
                            self.max_invalid_retries + 1, problem)
             convo += [{"role": "assistant", "content": content or ""},
@@ -333,44 +429,64 @@ class OpenAITeacher:
 
     # ------------------------------------------------------------------ transport
     def _complete(self, messages: list[dict[str, str]]) -> str | None:
-        """One chat completion, retrying transient failures with exponential backoff."""
+        """One chat completion, retrying transient failures after `Retry-After` or a jittered backoff."""
         import openai
 
         client = self._get_client()
         problem, fix = "", ""
         for attempt in range(self.max_retries + 1):
-            self.stats.requests += 1
+            self._count("requests")
+            asked: float | None = None
             try:
                 completion = client.chat.completions.create(
                     model=self.model, messages=messages, temperature=self.temperature,  # type: ignore[arg-type]
                     response_format=RESPONSE_FORMAT,  # type: ignore[arg-type]
                 )
+                return self._reply_content(completion)
             except openai.APIError as exc:
                 problem, fix = self._classify(exc)
-            else:
-                return self._reply_content(completion)
+                response = getattr(exc, "response", None)
+                asked = retry_after_s(response.headers if response is not None else None)
+            except (json.JSONDecodeError, _BadBody) as exc:  # the client parses a JSON body it cannot read raw
+                got = self._redact(str(exc.args[0] if isinstance(exc, _BadBody) else exc))[:200]
+                problem = f"{self._where()} answered 200 with a body that is no chat completion ({got})"
+                fix = "Check that base_url points at an OpenAI-compatible endpoint (it usually ends in /v1)."
             if attempt < self.max_retries:
-                delay = min(self.backoff_s * 2**attempt, self.max_backoff_s)
-                self.stats.retries += 1
+                delay = self._delay(attempt, asked, problem)
+                self._count("retries")
                 logger.warning("%s: %s; retry %d of %d in %.2f s", self.name, problem, attempt + 1,
                                self.max_retries, delay)
                 time.sleep(delay)
         raise TeacherError(f"{self.name}: giving up after {self.max_retries + 1} attempt(s); the last "
                            f"error: {problem}. {fix}")
 
-    def _reply_content(self, completion: Any) -> str | None:
-        """The first choice's text; a body that is no chat completion is a wrong endpoint.
+    def _delay(self, attempt: int, retry_after: float | None, problem: str) -> float:
+        """The wait before retry `attempt + 1`: the server's `Retry-After` plus up to 10 % (and
+        `backoff_s`) of jitter, else the doubled backoff drawn from its upper half.
 
         Raises:
-            TeacherError: the endpoint answered 200 with something else (an HTML page, say).
+            TeacherError: the server asks for a wait longer than `max_retry_after_s`.
+        """
+        with self._lock:
+            u = self._jitter.random()
+        if retry_after is not None:
+            if retry_after > self.max_retry_after_s:
+                raise TeacherError(f"{self.name}: {problem}, and the server asks to wait {retry_after:.0f} s "
+                                   f"(Retry-After), more than max_retry_after_s={self.max_retry_after_s:g}; "
+                                   "try later, or raise max_retry_after_s.")
+            return retry_after + u * max(0.1 * retry_after, self.backoff_s)
+        return min(self.backoff_s * 2**attempt, self.max_backoff_s) * (0.5 + 0.5 * u)
+
+    def _reply_content(self, completion: Any) -> str | None:
+        """The first choice's text.
+
+        Raises:
+            _BadBody: the endpoint answered 200 with something else (an HTML page, say).
         """
         try:
             content = completion.choices[0].message.content
         except (AttributeError, IndexError, KeyError, TypeError):
-            got = self._redact(repr(completion))[:200]
-            raise TeacherError(f"{self.name}: {self._where()} did not answer with a chat completion "
-                               f"(got {got}); check that base_url points at an OpenAI-compatible "
-                               "endpoint (it usually ends in /v1).") from None
+            raise _BadBody(f"got {repr(completion)[:200]}") from None
         return content if isinstance(content, str) else None
 
     def _classify(self, exc: Exception) -> tuple[str, str]:
@@ -405,6 +521,10 @@ class OpenAITeacher:
         raise TeacherError(f"{self.name}: the endpoint rejected the request ({what}: {detail}); {fix}.") from None
 
     def _get_client(self) -> OpenAI:
+        with self._lock:
+            return self._client or self._open_client()
+
+    def _open_client(self) -> OpenAI:
         if self._client is None:
             import openai
 
