@@ -300,7 +300,7 @@ def model_folder(ref: str) -> Path:
         if (folder / REF_FILE).is_file():
             base = read_reference(folder)["base"]
             return model_folder(base["id"]) if base.get("kind") != "hub" else hub_snapshot(base["id"], base.get("revision"))
-        raise ModelNotFoundError(f"{ref!r} is a folder without config.json; pass a folder written by save_pretrained, "
+        raise ModelNotFoundError(f"{ref!r} is a folder that has no config.json; pass a folder written by save_pretrained, "
                                  f"the preset {SMOLLM2_PRESET!r} or a cached hub id such as Qwen/Qwen2.5-0.5B-Instruct.")
     if is_hub_id(ref):
         return hub_snapshot(ref)
