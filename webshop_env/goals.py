@@ -56,8 +56,9 @@ def _goal(product: dict[str, Any], instruction: str, attributes: list[str], uppe
 def human_goals(catalog: Catalog, rng: random.Random) -> list[dict[str, Any]]:
     """One goal per human instruction with attributes, in catalogue order."""
     goals = []
-    for product, price in zip(catalog.products, catalog.prices, strict=True):
-        for ins in catalog.human_instructions.get(product["asin"], []):
+    for index, instructions in catalog.records_in_order("human"):
+        product, price = catalog.products[index], catalog.prices[index]
+        for ins in instructions:
             if not ins["instruction_attributes"]:
                 continue  # WebShop skips instructions without attributes
             upper, price_text = price_cap(price, rng)
@@ -70,8 +71,8 @@ def synthetic_goals(catalog: Catalog, rng: random.Random) -> list[dict[str, Any]
     """One goal per option combination of every product with a synthetic instruction."""
     goals = []
     attr_counts: dict[str, int] = defaultdict(int)
-    for product, price in zip(catalog.products, catalog.prices, strict=True):
-        record = catalog.attributes.get(product["asin"], {})
+    for index, record in catalog.records_in_order("attributes"):
+        product, price = catalog.products[index], catalog.prices[index]
         instruction = record.get("instruction")
         if instruction is None:
             continue

@@ -31,3 +31,8 @@ def default_catalog_dir(n_products: int, seed: int) -> Path:
 def index_cache_dir() -> Path:
     """Directory holding search indexes keyed by catalogue content hash."""
     return cache_root() / "indexes"
+
+
+def store_cache_dir() -> Path:
+    """Directory holding catalogue stores keyed by the content hash of WebShop's files."""
+    return cache_root() / "stores"

@@ -424,10 +424,11 @@ class BM25Engine:
         meta = _read_meta(path)
         if meta.get("format") != INDEX_FORMAT or meta.get("analyzer") != ANALYZER_VERSION:
             raise ValueError(f"{path}: index format or analyzer version differs; rebuild it")
-        bm25 = bm25s.BM25.load(path, show_progress=False)
-        tf = np.load(path / _TF_FILE, allow_pickle=False)
-        norms = np.load(path / _NORMS_FILE, allow_pickle=False)
-        tie_rank = np.load(path / _TIE_FILE, allow_pickle=False) if meta["tie_break"] == "id" else None
+        # Memory-mapped: processes on a node share the index's pages, and opening reads nothing.
+        bm25 = bm25s.BM25.load(path, show_progress=False, mmap=True)
+        tf = np.load(path / _TF_FILE, allow_pickle=False, mmap_mode="r")
+        norms = np.load(path / _NORMS_FILE, allow_pickle=False, mmap_mode="r")
+        tie_rank = np.load(path / _TIE_FILE, allow_pickle=False, mmap_mode="r") if meta["tie_break"] == "id" else None
         engine = cls.__new__(cls)
         engine._init_state(Analyzer(), bm25, tf, norms, tie_rank, meta, cache_size)
         engine._validate(meta)
@@ -700,6 +701,9 @@ def _doc_ids(products: Sequence[dict[str, Any]], tie_break: str) -> list[str] | 
         raise ValueError(f"unknown tie_break {tie_break!r}; expected one of: {', '.join(TIE_BREAKS)}")
     if tie_break == "index":
         return None
+    column = getattr(products, "asin_column", None)
+    if column is not None:  # a catalogue store's asin column: a string per product, no decoding
+        return column()
     ids = [p.get("asin") for p in products]
     if all(isinstance(asin, str) for asin in ids):
         return ids
