@@ -39,6 +39,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from webshop_env.search import kernel
 from webshop_env.search.analyzer import ANALYZER_VERSION, Analyzer
 
 logger = logging.getLogger(__name__)
@@ -379,6 +380,11 @@ class BM25Engine:
             _norm_inverse_table(self.avgdl, self.k1, self.b) if self.doc_count else np.zeros(256, np.float32)
         )
         self._cache = _ResultCache(cache_size)
+        # plain ndarray views (memory maps included) for the compiled kernel
+        self._k_data, self._k_indices = np.asarray(self._data), np.asarray(self._indices)
+        self._k_tf, self._k_indptr, self._k_norms = np.asarray(tf), np.asarray(self._indptr), np.asarray(norms)
+        self._k_tie = np.asarray(tie_rank) if tie_rank is not None else np.zeros(1, dtype=np.int32)
+        self._scratch = kernel.Scratch(self.num_docs)
 
     # -- persistence -------------------------------------------------------------------------
 
@@ -467,10 +473,34 @@ class BM25Engine:
         key = (query, int(k))
         hit = self._cache.get(key)
         if hit is None:
-            docs, scores = self._match(query)
-            hit = tuple(self._top_k(docs, scores, int(k)))
+            hit = tuple(self._search_postings(query, int(k)))
             self._cache.put(key, hit)
         return list(hit)
+
+    def _search_postings(self, query: str, k: int) -> list[int]:
+        """The compiled path (`webshop_env.search.kernel`): only the query terms' postings."""
+        counts = self._query_terms(query)
+        if not counts or k == 0:
+            return []
+        term_ids = np.fromiter(counts, dtype=np.int64, count=len(counts))
+        weights = np.array(
+            [0.0 if c == 1 else np.float32(c) * _idf(self._df(t), self.doc_count) for t, c in counts.items()],
+            dtype=np.float32,
+        )
+        scratch = self._scratch
+        docs = kernel.top_k(
+            self._k_data, self._k_indices, self._k_tf, self._k_indptr, self._k_norms, self._norm_inverse,
+            self._k_tie, self._tie_rank is not None, term_ids, weights, k,
+            scratch.acc, scratch.seen, scratch.touched,
+        )
+        return docs.tolist()
+
+    def _df(self, term_id: int) -> int:
+        return int(self._indptr[term_id + 1] - self._indptr[term_id])
+
+    def _search_dense(self, query: str, k: int) -> list[int]:
+        """The numpy path over a dense score array: the reference the compiled path matches."""
+        return self._top_k(*self._match(query), k)
 
     def scores(self, query: str) -> np.ndarray:
         """Lucene score of every document for `query` (float32, 0 where nothing matches)."""
