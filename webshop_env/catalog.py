@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -279,6 +280,50 @@ def _files_digest(paths: list[Path]) -> Any:
     return digest
 
 
+def _stat_signature(paths: list[Path]) -> list[list[Any]]:
+    """What changes whenever a file's bytes do: path, size, inode and both timestamps (ns)."""
+    out = []
+    for path in paths:
+        st = path.stat()
+        out.append([str(path.resolve()), st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns])
+    return out
+
+
+def content_hashes(paths: list[Path], price_seed: int, memo_dir: Path | None = None) -> tuple[str, str]:
+    """(hash of the files' bytes, `hash_files(paths, price_seed)`), remembered per file state.
+
+    Hashing WebShop's full files takes seconds, so the result is kept in `memo_dir` under the
+    files' stat signature (size, inode, mtime and ctime in ns: the last is set by the kernel on
+    every write, so a rewritten file never matches) and recomputed whenever it differs.
+    """
+    signature = _stat_signature(paths)
+    memo = None
+    if memo_dir is not None:
+        memo = memo_dir / (hashlib.sha1("\n".join(s[0] for s in signature).encode()).hexdigest()[:20] + ".json")
+        try:
+            known = json.loads(memo.read_text(encoding="utf-8"))
+            if known.get("signature") == signature and str(price_seed) in known.get("content_hashes", {}):
+                return known["source_hash"], known["content_hashes"][str(price_seed)]
+        except (OSError, ValueError, AttributeError):
+            known = None
+    digest = _files_digest(paths)
+    source_hash = digest.hexdigest()[:16]
+    digest.update(f"price_seed={price_seed}".encode())
+    content_hash = digest.hexdigest()[:16]
+    if memo is not None:
+        previous = known.get("content_hashes", {}) if known and known.get("signature") == signature else {}
+        record = {"signature": signature, "source_hash": source_hash,
+                  "content_hashes": {**previous, str(price_seed): content_hash}}
+        try:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(record), encoding="utf-8")
+            os.replace(tmp, memo)
+        except OSError as e:  # a read-only cache only costs the hashing next time
+            logger.warning("could not remember the catalogue hash in %s: %s", memo, e)
+    return source_hash, content_hash
+
+
 def load_catalog(
     data_dir: str | Path,
     price_seed: int = 0,
@@ -310,12 +355,10 @@ def load_catalog(
     attribute_path = find_data_file(data_dir, ATTRIBUTE_FILES)
     human_path = find_data_file(data_dir, (HUMAN_FILE,), required=False)
     hashed = [p for p in (product_path, attribute_path, human_path) if p is not None]
-    digest = _files_digest(hashed)
-    source_hash = digest.hexdigest()[:16]
-    digest.update(f"price_seed={price_seed}".encode())
-    content_hash = digest.hexdigest()[:16] + ("" if num_products is None else f"-n{num_products}")
-    store = open_store(product_path, attribute_path, human_path, source_hash,
-                       Path(store_dir) if store_dir is not None else store_cache_dir())
+    store_dir = Path(store_dir) if store_dir is not None else store_cache_dir()
+    source_hash, content_hash = content_hashes(hashed, price_seed, store_dir / "sources")
+    content_hash += "" if num_products is None else f"-n{num_products}"
+    store = open_store(product_path, attribute_path, human_path, source_hash, store_dir)
     n = store.limit(num_products)
     if n == 0:
         raise CatalogError(f"{product_path}: no usable products (every row was skipped or the list is empty).")
