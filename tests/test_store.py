@@ -10,7 +10,6 @@ import pytest
 
 from webshop_env.catalog import (
     Catalog,
-    CatalogError,
     clean_product,
     draw_prices,
     load_catalog,
