@@ -152,3 +152,16 @@ def test_content_hash_is_remembered_until_a_file_changes(gen_dir: Path, tmp_path
     paths[0].write_text(text.replace("a", "b", 1))  # same size, other bytes
     after = content_hashes(paths, 3, memo)[1]
     assert after == hash_files(paths, 3) != before
+
+
+def test_search_over_store_products_equals_search_over_a_list(gen_dir: Path, tmp_path: Path) -> None:
+    from webshop_env.search import open_search_engine
+
+    cat = load_catalog(gen_dir, store_dir=tmp_path)
+    lazy = open_search_engine(cat.products, cat.content_hash, cache_dir=tmp_path / "idx")
+    plain = open_search_engine(list(cat.products), cat.content_hash, cache_dir=None)
+    reloaded = open_search_engine(cat.products, cat.content_hash, cache_dir=tmp_path / "idx")
+    assert reloaded.from_cache
+    for goal in build_goals(cat)[:60]:
+        q = " ".join(goal["instruction_text"].split()[:3])
+        assert lazy.search(q) == plain.search(q) == reloaded.search(q)

@@ -455,12 +455,34 @@ class ProductSequence(Sequence):
         for i in range(self._n):
             yield self._decode(i)
 
-    def asin_column(self) -> list[str]:
-        """Every product's asin, in catalogue order (read from the asin column, no decoding)."""
-        out: list[str] = []
+    def asin_column(self) -> AsinColumn:
+        """Every product's asin, in catalogue order, read from the asin column (no decoding)."""
+        return AsinColumn(self._table, self._n)
+
+
+class AsinColumn(Sequence):
+    """The asins of the first `n` products as a lazy sequence of strings."""
+
+    def __init__(self, table: _Table, n: int) -> None:
+        self._table, self._n = table, n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self._table.asin(j) for j in range(*i.indices(self._n))]
+        if not -self._n <= i < self._n:
+            raise IndexError(f"asin index {i} out of range")
+        return self._table.asin(i % self._n)
+
+    def __iter__(self) -> Iterator[str]:
+        left = self._n
         for chunk in self._table.asin_chunks():
-            out.extend(chunk)
-        return out[: self._n]
+            yield from chunk[:left]
+            left -= len(chunk)
+            if left <= 0:
+                return
 
 
 class AsinIndex(Mapping):
