@@ -15,9 +15,14 @@ dev 500-1499 and train 1500+. Smaller goal sets keep the same proportions.
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from collections import defaultdict
+from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
+
+import numpy as np
 
 from webshop_env.catalog import Catalog, CatalogError
 
@@ -36,6 +41,72 @@ def price_cap(price: float, rng: random.Random) -> tuple[float, str]:
         return NO_PRICE_CAP, ""
     _, upper = sorted(rng.sample(above, 2))
     return upper, f", and price lower than {upper:.2f} dollars"
+
+
+class HumanGoals(Sequence):
+    """The human goals of a store-backed catalogue, in WebShop's order, built on access.
+
+    Holds per goal only its position in catalogue order, its price cap and the shuffle; the goal
+    dict (the same as `human_goals` builds, then shuffled) is made when a goal is looked at and
+    the most recent ones are kept. The price caps are drawn with the same calls on the same RNG
+    in the same order as `price_cap` (``rng.sample`` depends only on the population's length).
+    """
+
+    def __init__(self, catalog: Catalog, rng: random.Random, cache_size: int = 65536) -> None:
+        store = catalog.store
+        n_goals = int(np.searchsorted(store.arrays["human_goals.product"], len(catalog), side="left"))
+        self._product = np.asarray(store.arrays["human_goals.product"][:n_goals])
+        self._row = store.arrays["human_goals.row"]
+        self._pos = store.arrays["human_goals.pos"]
+        self._table = store.tables["human"]
+        self._catalog = catalog
+        self._upper = self._price_caps(np.asarray(catalog.prices, dtype=np.float64)[self._product], rng)
+        order = list(range(n_goals))
+        random.Random(GOAL_SHUFFLE_SEED).shuffle(order)  # the permutation shuffling the goals makes
+        self._order = np.array(order, dtype=np.int64)
+        self._get = lru_cache(maxsize=cache_size)(self._build)
+
+    @staticmethod
+    def _price_caps(prices: np.ndarray, rng: random.Random) -> np.ndarray:
+        bins = np.array(PRICE_BINS)
+        first = np.searchsorted(bins, prices, side="right")  # bins <= price
+        n_above = np.minimum(4, bins.size - first)
+        upper = np.full(prices.size, np.nan)
+        sample = rng.sample
+        for i in np.flatnonzero(n_above >= 2).tolist():
+            a, b = sample(range(int(n_above[i])), 2)
+            upper[i] = bins[first[i] + max(a, b)]
+        return upper
+
+    def _build(self, j: int) -> dict[str, Any]:
+        product = self._catalog.products[int(self._product[j])]
+        ins = json.loads(self._table.value(int(self._row[j])))[int(self._pos[j])]
+        upper = self._upper[j]
+        if np.isnan(upper):
+            upper, price_text = NO_PRICE_CAP, ""
+        else:
+            upper = float(upper)
+            price_text = f", and price lower than {upper:.2f} dollars"
+        text = ins["instruction"].strip(".") + price_text
+        return _goal(product, text, ins["instruction_attributes"], upper, ins["instruction_options"])
+
+    def __len__(self) -> int:
+        return int(self._order.size)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self._get(int(self._order[j])) for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"goal index {i} out of range (0..{n - 1})")
+        return self._get(int(self._order[i % n]))
+
+    def __eq__(self, other: object) -> bool:  # compares as the list it stands for
+        if isinstance(other, HumanGoals | list | tuple):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _goal(product: dict[str, Any], instruction: str, attributes: list[str], upper: float, options: Any) -> dict[str, Any]:
@@ -93,8 +164,11 @@ def synthetic_goals(catalog: Catalog, rng: random.Random) -> list[dict[str, Any]
     return goals
 
 
-def build_goals(catalog: Catalog, human: bool = True, goal_seed: int = 0) -> list[dict[str, Any]]:
+def build_goals(catalog: Catalog, human: bool = True, goal_seed: int = 0) -> Sequence[dict[str, Any]]:
     """Build the goal list in WebShop's order.
+
+    Human goals of a store-backed catalogue come as a lazy `HumanGoals` sequence (WebShop's
+    full data has 12,087; a generated catalogue of that size about 880k); otherwise a list.
 
     Args:
         catalog: the loaded catalogue.
@@ -109,10 +183,14 @@ def build_goals(catalog: Catalog, human: bool = True, goal_seed: int = 0) -> lis
         raise CatalogError(
             f"{catalog.data_dir}: human goals need items_human_ins.json; add it or use human_goals=False."
         )
-    goals = human_goals(catalog, rng) if human else synthetic_goals(catalog, rng)
+    if human and catalog.store is not None:
+        goals: Sequence[dict[str, Any]] = HumanGoals(catalog, rng)
+    else:
+        goals = human_goals(catalog, rng) if human else synthetic_goals(catalog, rng)
     if not goals:
         raise CatalogError(f"{catalog.data_dir}: the catalogue yields no {'human' if human else 'synthetic'} goals.")
-    random.Random(GOAL_SHUFFLE_SEED).shuffle(goals)
+    if isinstance(goals, list):
+        random.Random(GOAL_SHUFFLE_SEED).shuffle(goals)
     return goals
 
 

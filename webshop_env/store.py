@@ -57,6 +57,7 @@ _ARRAYS = (
     "products.keys", "products.perm", "products.exact_keys", "products.exact_perm",
     "attributes.keys", "attributes.perm", "attributes.product", "attributes.order",
     "human.keys", "human.perm", "human.product", "human.order",
+    "human_goals.product", "human_goals.row", "human_goals.pos",
 )
 
 
@@ -232,10 +233,30 @@ def convert(product_path: Path, attribute_path: Path, human_path: Path | None, o
         product = np.array([_lookup(exact_keys, exact_perm, a) for a in asins], dtype=np.int64)
         arrays[f"{name}.keys"], arrays[f"{name}.perm"], arrays[f"{name}.product"] = keys, perm, product
         arrays[f"{name}.order"] = _record_order(keys, perm, product)
+    arrays.update(_human_goal_rows(_open_table(out / f"{_HUMAN}.arrow"), arrays["human.order"], arrays["human.product"]))
     for name, array in arrays.items():
         np.save(out / f"{name}.npy", array, allow_pickle=False)
     return {"rows": {_PRODUCTS: len(products.asins), _ATTRIBUTES: len(attr_rows), _HUMAN: len(human_rows)},
             "raw_rows": row + 1}
+
+
+def _human_goal_rows(table: _Table, order: np.ndarray, product: np.ndarray) -> dict[str, np.ndarray]:
+    """(product, record row, position in its list) of every human instruction that makes a goal.
+
+    In catalogue order; WebShop skips instructions without `instruction_attributes`.
+    """
+    products, rows, positions = [], [], []
+    for row in order.tolist():
+        for pos, ins in enumerate(json.loads(table.value(row))):
+            if ins["instruction_attributes"]:
+                products.append(int(product[row]))
+                rows.append(row)
+                positions.append(pos)
+    return {
+        "human_goals.product": np.array(products, dtype=np.int64),
+        "human_goals.row": np.array(rows, dtype=np.int64),
+        "human_goals.pos": np.array(positions, dtype=np.int64),
+    }
 
 
 def _convert_records(path: Path | None, out: Path, validate, bar: tqdm) -> list[str]:
