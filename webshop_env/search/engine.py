@@ -384,7 +384,7 @@ class BM25Engine:
         self._k_data, self._k_indices = np.asarray(self._data), np.asarray(self._indices)
         self._k_tf, self._k_indptr, self._k_norms = np.asarray(tf), np.asarray(self._indptr), np.asarray(norms)
         self._k_tie = np.asarray(tie_rank) if tie_rank is not None else np.zeros(1, dtype=np.int32)
-        self._scratch = kernel.Scratch(self.num_docs)
+        self._term_max = kernel.term_max_scores(self._k_data, self._k_indptr)
 
     # -- persistence -------------------------------------------------------------------------
 
@@ -487,11 +487,9 @@ class BM25Engine:
             [0.0 if c == 1 else np.float32(c) * _idf(self._df(t), self.doc_count) for t, c in counts.items()],
             dtype=np.float32,
         )
-        scratch = self._scratch
         docs = kernel.top_k(
             self._k_data, self._k_indices, self._k_tf, self._k_indptr, self._k_norms, self._norm_inverse,
-            self._k_tie, self._tie_rank is not None, term_ids, weights, k,
-            scratch.acc, scratch.seen, scratch.touched,
+            self._k_tie, self._tie_rank is not None, term_ids, weights, self._term_max, k,
         )
         return docs.tolist()
 
