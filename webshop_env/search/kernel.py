@@ -22,7 +22,6 @@ differently, which would change WebShop's rankings.
 
 from __future__ import annotations
 
-
 import numba
 import numpy as np
 
