@@ -62,6 +62,8 @@ def test_store_matches_in_memory_cleaning(gen_dir: Path, tmp_path: Path, price_s
     assert dict(cat.attributes) == ref.attributes and dict(cat.human_instructions) == ref.human_instructions
     for human in (True, False):
         assert list(build_goals(cat, human=human, goal_seed=2)) == build_goals(ref, human=human, goal_seed=2)
+    assert list((tmp_path / "derived").glob("human-goals-*.npz"))
+    assert list(build_goals(cat, goal_seed=2)) == build_goals(ref, goal_seed=2)  # caps read back from disk
 
 
 def test_products_behave_as_a_sequence(gen_dir: Path, tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
+import os
 import random
 from collections import defaultdict
 from collections.abc import Sequence
@@ -25,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from webshop_env.catalog import Catalog, CatalogError
+
+logger = logging.getLogger(__name__)
 
 PRICE_BINS = tuple(10.0 * i for i in range(1, 100))
 NO_PRICE_CAP = 1000000
@@ -52,19 +56,41 @@ class HumanGoals(Sequence):
     in the same order as `price_cap` (``rng.sample`` depends only on the population's length).
     """
 
-    def __init__(self, catalog: Catalog, rng: random.Random, cache_size: int = 65536) -> None:
+    def __init__(self, catalog: Catalog, goal_seed: int, cache_size: int = 65536) -> None:
         store = catalog.store
         n_goals = int(np.searchsorted(store.arrays["human_goals.product"], len(catalog), side="left"))
-        self._product = np.asarray(store.arrays["human_goals.product"][:n_goals])
+        self._product = store.arrays["human_goals.product"]
         self._row = store.arrays["human_goals.row"]
         self._pos = store.arrays["human_goals.pos"]
         self._table = store.tables["human"]
         self._catalog = catalog
-        self._upper = self._price_caps(np.asarray(catalog.prices, dtype=np.float64)[self._product], rng)
+        self._upper, self._order = self._caps_and_order(catalog, goal_seed, n_goals)
+        self._get = lru_cache(maxsize=cache_size)(self._build)
+
+    def _caps_and_order(self, catalog: Catalog, goal_seed: int, n_goals: int) -> tuple[np.ndarray, np.ndarray]:
+        """Price caps and WebShop's shuffle; a million Python RNG calls, so kept beside the store
+        (keyed by the catalogue's content hash, which covers prices and `num_products`)."""
+        memo = catalog.store.path.parent / "derived" / f"human-goals-{catalog.content_hash}-g{goal_seed}.npz"
+        try:
+            with np.load(memo, allow_pickle=False) as f:
+                upper, order = f["upper"], f["order"]
+            if upper.shape == order.shape == (n_goals,):
+                return upper, order
+        except (OSError, ValueError, KeyError):
+            pass
+        prices = np.asarray(catalog.prices, dtype=np.float64)[np.asarray(self._product[:n_goals])]
+        upper = self._price_caps(prices, random.Random(goal_seed))
         order = list(range(n_goals))
         random.Random(GOAL_SHUFFLE_SEED).shuffle(order)  # the permutation shuffling the goals makes
-        self._order = np.array(order, dtype=np.int64)
-        self._get = lru_cache(maxsize=cache_size)(self._build)
+        order = np.array(order, dtype=np.int64)
+        try:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo.with_name(f".{memo.stem}.{os.getpid()}.tmp.npz")
+            np.savez(tmp, upper=upper, order=order)
+            os.replace(tmp, memo)
+        except OSError as e:  # a read-only cache only costs this again next time
+            logger.warning("could not keep the goal price caps in %s: %s", memo, e)
+        return upper, order
 
     @staticmethod
     def _price_caps(prices: np.ndarray, rng: random.Random) -> np.ndarray:
@@ -184,7 +210,7 @@ def build_goals(catalog: Catalog, human: bool = True, goal_seed: int = 0) -> Seq
             f"{catalog.data_dir}: human goals need items_human_ins.json; add it or use human_goals=False."
         )
     if human and catalog.store is not None:
-        goals: Sequence[dict[str, Any]] = HumanGoals(catalog, rng)
+        goals: Sequence[dict[str, Any]] = HumanGoals(catalog, goal_seed)
     else:
         goals = human_goals(catalog, rng) if human else synthetic_goals(catalog, rng)
     if not goals:
