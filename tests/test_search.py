@@ -451,3 +451,24 @@ def test_pyserini_parity(tmp_path: Path) -> None:
     lucene = open_search_engine(products, "parity", backend="pyserini", cache_dir=tmp_path)
     for query in queries:
         assert ours.search(query, k=50) == lucene.search(query, k=50), query
+
+
+def test_compiled_search_ranks_exactly_as_the_dense_path(tmp_path: Path) -> None:
+    """Identical top-50 (and every shorter cut) from the postings kernel and the dense numpy path."""
+    from webshop_env.catalog import load_catalog
+    from webshop_env.generate import generate_catalog
+    from webshop_env.goals import build_goals
+
+    generate_catalog(tmp_path / "cat", n_products=3000, seed=11)
+    catalog = load_catalog(tmp_path / "cat", store_dir=tmp_path / "stores")
+    engine = open_search_engine(catalog.products, catalog.content_hash, cache_dir=None, cache_size=0)
+    queries = [g["instruction_text"] for g in build_goals(catalog)][:300]
+    queries += [" ".join(q.split()[:2]) for q in queries[:100]]  # short queries: many ties
+    queries += [f"{w} {w} shoes {w}" for w in ("red", "women", "pack", "black")]  # repeated terms
+    queries += [catalog.products[i]["Title"] for i in range(0, 3000, 97)]
+    differing = [q for q in queries if engine.search(q, k=50) != engine._search_dense(q, 50)]
+    assert not differing
+    assert sum(len(engine.search(q, k=50)) == 50 for q in queries) > len(queries) // 2  # cuts happen
+    for q in queries[:30]:
+        for k in (1, 7, 10, 49):
+            assert engine._search_postings(q, k) == engine._search_dense(q, k)

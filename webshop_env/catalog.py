@@ -21,9 +21,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -59,6 +60,9 @@ class CatalogError(ValueError):
 class Catalog:
     """A cleaned WebShop catalogue.
 
+    Opened from a store (`load_catalog`), its sequences and maps are read-only views that
+    decode on access; built by hand, plain lists and dicts work the same.
+
     Attributes:
         products: cleaned product dicts in file order (index = search document id).
         prices: the price each product is bought at (ranged prices drawn with `price_seed`).
@@ -68,18 +72,37 @@ class Catalog:
         data_dir: the folder the files were read from.
         attributes: the attribute file's content (asin -> record).
         human_instructions: the human instruction file's content (asin -> list), may be empty.
+        store: the store the views read from (None for a catalogue built by hand).
     """
 
-    products: list[dict[str, Any]]
-    prices: list[float]
-    asin_to_index: dict[str, int]
+    products: Sequence[dict[str, Any]]
+    prices: Sequence[float]
+    asin_to_index: Mapping[str, int]
     content_hash: str
     data_dir: Path
-    attributes: dict[str, dict[str, Any]] = field(repr=False)
-    human_instructions: dict[str, list[dict[str, Any]]] = field(repr=False)
+    attributes: Mapping[str, dict[str, Any]] = field(repr=False)
+    human_instructions: Mapping[str, list[dict[str, Any]]] = field(repr=False)
+    store: Any = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.products)
+
+    def records_in_order(self, kind: str) -> Iterator[tuple[int, Any]]:
+        """(product index, record) in catalogue order for each product with a record.
+
+        Args:
+            kind: "human" (its human instructions) or "attributes" (its attribute record).
+        """
+        if kind not in ("human", "attributes"):
+            raise ValueError(f"unknown record kind {kind!r}; use 'human' or 'attributes'.")
+        if self.store is not None:
+            yield from self.store.records_in_catalog_order(kind, len(self.products))
+            return
+        records = self.human_instructions if kind == "human" else self.attributes
+        for i, product in enumerate(self.products):
+            record = records.get(product["asin"])
+            if record is not None:
+                yield i, record
 
     def product(self, asin: str) -> dict[str, Any]:
         """Return the product with `asin` (case-insensitive).
@@ -119,17 +142,40 @@ def read_json(path: Path, expected_type: type) -> Any:
     return data
 
 
+def validate_attribute_record(path: Path, asin: str, record: Any) -> None:
+    """Check one record of WebShop's `items_ins_v2*.json`.
+
+    Raises:
+        CatalogError: naming the file, the asin and the field.
+    """
+    if not isinstance(record, dict):
+        raise CatalogError(f"{path}: record {asin!r} must be an object, got {type(record).__name__}.")
+    attrs = record.get("attributes", [])
+    if not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs):
+        raise CatalogError(f"{path}: field 'attributes' of {asin!r} must be a list of strings.")
+    if "instruction_attributes" in record and not isinstance(record["instruction_attributes"], list):
+        raise CatalogError(f"{path}: field 'instruction_attributes' of {asin!r} must be a list.")
+
+
+def validate_human_record(path: Path, asin: str, instructions: Any) -> None:
+    """Check one entry of WebShop's `items_human_ins.json`.
+
+    Raises:
+        CatalogError: naming the file, the asin and the field.
+    """
+    if not isinstance(instructions, list):
+        raise CatalogError(f"{path}: entry {asin!r} must be a list of instructions.")
+    for ins in instructions:
+        for key in ("instruction", "instruction_attributes", "instruction_options"):
+            if not isinstance(ins, dict) or key not in ins:
+                raise CatalogError(f"{path}: an instruction of {asin!r} lacks field {key!r}.")
+
+
 def read_attribute_file(path: Path) -> dict[str, dict[str, Any]]:
     """Read WebShop's `items_ins_v2*.json` and validate each record's fields."""
     data = read_json(path, dict)
     for asin, record in data.items():
-        if not isinstance(record, dict):
-            raise CatalogError(f"{path}: record {asin!r} must be an object, got {type(record).__name__}.")
-        attrs = record.get("attributes", [])
-        if not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs):
-            raise CatalogError(f"{path}: field 'attributes' of {asin!r} must be a list of strings.")
-        if "instruction_attributes" in record and not isinstance(record["instruction_attributes"], list):
-            raise CatalogError(f"{path}: field 'instruction_attributes' of {asin!r} must be a list.")
+        validate_attribute_record(path, asin, record)
     return data
 
 
@@ -137,12 +183,7 @@ def read_human_file(path: Path) -> dict[str, list[dict[str, Any]]]:
     """Read WebShop's `items_human_ins.json` and validate each instruction's fields."""
     data = read_json(path, dict)
     for asin, instructions in data.items():
-        if not isinstance(instructions, list):
-            raise CatalogError(f"{path}: entry {asin!r} must be a list of instructions.")
-        for ins in instructions:
-            for key in ("instruction", "instruction_attributes", "instruction_options"):
-                if not isinstance(ins, dict) or key not in ins:
-                    raise CatalogError(f"{path}: an instruction of {asin!r} lacks field {key!r}.")
+        validate_human_record(path, asin, instructions)
     return data
 
 
@@ -224,63 +265,113 @@ def draw_prices(products: list[dict[str, Any]], seed: int) -> list[float]:
 
 def hash_files(paths: list[Path], price_seed: int) -> str:
     """Content hash of the catalogue: the bytes of its files and the price seed."""
+    digest = _files_digest(paths)
+    digest.update(f"price_seed={price_seed}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _files_digest(paths: list[Path]) -> Any:
     digest = hashlib.sha256()
     for path in paths:
         digest.update(path.name.encode())
         with path.open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
+    return digest
+
+
+def _stat_signature(paths: list[Path]) -> list[list[Any]]:
+    """What changes whenever a file's bytes do: path, size, inode and both timestamps (ns)."""
+    out = []
+    for path in paths:
+        st = path.stat()
+        out.append([str(path.resolve()), st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns])
+    return out
+
+
+def content_hashes(paths: list[Path], price_seed: int, memo_dir: Path | None = None) -> tuple[str, str]:
+    """(hash of the files' bytes, `hash_files(paths, price_seed)`), remembered per file state.
+
+    Hashing WebShop's full files takes seconds, so the result is kept in `memo_dir` under the
+    files' stat signature (size, inode, mtime and ctime in ns: the last is set by the kernel on
+    every write, so a rewritten file never matches) and recomputed whenever it differs.
+    """
+    signature = _stat_signature(paths)
+    memo = None
+    if memo_dir is not None:
+        memo = memo_dir / (hashlib.sha1("\n".join(s[0] for s in signature).encode()).hexdigest()[:20] + ".json")
+        try:
+            known = json.loads(memo.read_text(encoding="utf-8"))
+            if known.get("signature") == signature and str(price_seed) in known.get("content_hashes", {}):
+                return known["source_hash"], known["content_hashes"][str(price_seed)]
+        except (OSError, ValueError, AttributeError):
+            known = None
+    digest = _files_digest(paths)
+    source_hash = digest.hexdigest()[:16]
     digest.update(f"price_seed={price_seed}".encode())
-    return digest.hexdigest()[:16]
+    content_hash = digest.hexdigest()[:16]
+    if memo is not None:
+        previous = known.get("content_hashes", {}) if known and known.get("signature") == signature else {}
+        record = {"signature": signature, "source_hash": source_hash,
+                  "content_hashes": {**previous, str(price_seed): content_hash}}
+        try:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(record), encoding="utf-8")
+            os.replace(tmp, memo)
+        except OSError as e:  # a read-only cache only costs the hashing next time
+            logger.warning("could not remember the catalogue hash in %s: %s", memo, e)
+    return source_hash, content_hash
 
 
-def load_catalog(data_dir: str | Path, price_seed: int = 0, num_products: int | None = None) -> Catalog:
-    """Load and clean WebShop's files from `data_dir`.
+def load_catalog(
+    data_dir: str | Path,
+    price_seed: int = 0,
+    num_products: int | None = None,
+    store_dir: str | Path | None = None,
+) -> Catalog:
+    """Open the catalogue of WebShop's files in `data_dir` from its store (built on first use).
+
+    The files are converted once per content hash into a memory-mapped store (see
+    `webshop_env.store`); products, attributes and instructions are then decoded on access.
 
     Args:
         data_dir: folder with `items_shuffle*.json`, `items_ins_v2*.json` and optionally
             `items_human_ins.json`.
         price_seed: seed for drawing prices of products with a price range.
         num_products: keep only the first N raw rows (WebShop's `num_products`).
+        store_dir: folder of catalogue stores; default `webshop_env.paths.store_cache_dir()`.
 
     Raises:
-        CatalogError: a file is missing or malformed (the message names file and field).
+        CatalogError: a file is missing or malformed (the message names file, row and field).
     """
+    from webshop_env.paths import store_cache_dir
+    from webshop_env.store import AsinIndex, ProductSequence, RecordMap, open_store
+
     data_dir = Path(data_dir).expanduser()
     if not data_dir.is_dir():
         raise CatalogError(f"data_dir {data_dir} is not a folder. Give a folder with WebShop's files.")
     product_path = find_data_file(data_dir, PRODUCT_FILES)
     attribute_path = find_data_file(data_dir, ATTRIBUTE_FILES)
     human_path = find_data_file(data_dir, (HUMAN_FILE,), required=False)
-    raw_products = read_json(product_path, list)
-    attributes = read_attribute_file(attribute_path)
-    human = read_human_file(human_path) if human_path else {}
-    if num_products is not None:
-        raw_products = raw_products[:num_products]
-
-    products: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for i, raw in enumerate(raw_products):
-        where = f"{product_path.name}[{i}]"
-        if not isinstance(raw, dict) or not isinstance(raw.get("asin"), str):
-            raise CatalogError(f"{where}: missing field 'asin' (each product needs a string asin).")
-        asin = raw["asin"]
-        if asin == "nan" or len(asin) > 10 or asin in seen:
-            continue
-        seen.add(asin)
-        products.append(clean_product(raw, attributes, where))
-    if not products:
-        raise CatalogError(f"{product_path}: no usable products (every row was skipped or the list is empty).")
-    logger.info("loaded %d products from %s (%d rows skipped)", len(products), product_path, len(raw_products) - len(products))
     hashed = [p for p in (product_path, attribute_path, human_path) if p is not None]
+    store_dir = Path(store_dir) if store_dir is not None else store_cache_dir()
+    source_hash, content_hash = content_hashes(hashed, price_seed, store_dir / "sources")
+    content_hash += "" if num_products is None else f"-n{num_products}"
+    store = open_store(product_path, attribute_path, human_path, source_hash, store_dir)
+    n = store.limit(num_products)
+    if n == 0:
+        raise CatalogError(f"{product_path}: no usable products (every row was skipped or the list is empty).")
+    logger.info("opened %d products of %s from the store %s", n, product_path, store.path)
     return Catalog(
-        products=products,
-        prices=draw_prices(products, price_seed),
-        asin_to_index={p["asin"].upper(): i for i, p in enumerate(products)},
-        content_hash=hash_files(hashed, price_seed) + ("" if num_products is None else f"-n{num_products}"),
+        products=ProductSequence(store, n),
+        prices=store.prices(n, price_seed),
+        asin_to_index=AsinIndex(store, n),
+        content_hash=content_hash,
         data_dir=data_dir,
-        attributes=attributes,
-        human_instructions=human,
+        attributes=RecordMap(store, "attributes"),
+        human_instructions=RecordMap(store, "human"),
+        store=store,
     )
 
 

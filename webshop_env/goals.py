@@ -15,11 +15,20 @@ dev 500-1499 and train 1500+. Smaller goal sets keep the same proportions.
 from __future__ import annotations
 
 import itertools
+import json
+import logging
+import os
 import random
 from collections import defaultdict
+from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
+import numpy as np
+
 from webshop_env.catalog import Catalog, CatalogError
+
+logger = logging.getLogger(__name__)
 
 PRICE_BINS = tuple(10.0 * i for i in range(1, 100))
 NO_PRICE_CAP = 1000000
@@ -36,6 +45,94 @@ def price_cap(price: float, rng: random.Random) -> tuple[float, str]:
         return NO_PRICE_CAP, ""
     _, upper = sorted(rng.sample(above, 2))
     return upper, f", and price lower than {upper:.2f} dollars"
+
+
+class HumanGoals(Sequence):
+    """The human goals of a store-backed catalogue, in WebShop's order, built on access.
+
+    Holds per goal only its position in catalogue order, its price cap and the shuffle; the goal
+    dict (the same as `human_goals` builds, then shuffled) is made when a goal is looked at and
+    the most recent ones are kept. The price caps are drawn with the same calls on the same RNG
+    in the same order as `price_cap` (``rng.sample`` depends only on the population's length).
+    """
+
+    def __init__(self, catalog: Catalog, goal_seed: int, cache_size: int = 65536) -> None:
+        store = catalog.store
+        n_goals = int(np.searchsorted(store.arrays["human_goals.product"], len(catalog), side="left"))
+        self._product = store.arrays["human_goals.product"]
+        self._row = store.arrays["human_goals.row"]
+        self._pos = store.arrays["human_goals.pos"]
+        self._table = store.tables["human"]
+        self._catalog = catalog
+        self._upper, self._order = self._caps_and_order(catalog, goal_seed, n_goals)
+        self._get = lru_cache(maxsize=cache_size)(self._build)
+
+    def _caps_and_order(self, catalog: Catalog, goal_seed: int, n_goals: int) -> tuple[np.ndarray, np.ndarray]:
+        """Price caps and WebShop's shuffle; a million Python RNG calls, so kept beside the store
+        (keyed by the catalogue's content hash, which covers prices and `num_products`)."""
+        memo = catalog.store.path.parent / "derived" / f"human-goals-{catalog.content_hash}-g{goal_seed}.npz"
+        try:
+            with np.load(memo, allow_pickle=False) as f:
+                upper, order = f["upper"], f["order"]
+            if upper.shape == order.shape == (n_goals,):
+                return upper, order
+        except (OSError, ValueError, KeyError):
+            pass
+        prices = np.asarray(catalog.prices, dtype=np.float64)[np.asarray(self._product[:n_goals])]
+        upper = self._price_caps(prices, random.Random(goal_seed))
+        order = list(range(n_goals))
+        random.Random(GOAL_SHUFFLE_SEED).shuffle(order)  # the permutation shuffling the goals makes
+        order = np.array(order, dtype=np.int64)
+        try:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo.with_name(f".{memo.stem}.{os.getpid()}.tmp.npz")
+            np.savez(tmp, upper=upper, order=order)
+            os.replace(tmp, memo)
+        except OSError as e:  # a read-only cache only costs this again next time
+            logger.warning("could not keep the goal price caps in %s: %s", memo, e)
+        return upper, order
+
+    @staticmethod
+    def _price_caps(prices: np.ndarray, rng: random.Random) -> np.ndarray:
+        bins = np.array(PRICE_BINS)
+        first = np.searchsorted(bins, prices, side="right")  # bins <= price
+        n_above = np.minimum(4, bins.size - first)
+        upper = np.full(prices.size, np.nan)
+        sample = rng.sample
+        for i in np.flatnonzero(n_above >= 2).tolist():
+            a, b = sample(range(int(n_above[i])), 2)
+            upper[i] = bins[first[i] + max(a, b)]
+        return upper
+
+    def _build(self, j: int) -> dict[str, Any]:
+        product = self._catalog.products[int(self._product[j])]
+        ins = json.loads(self._table.value(int(self._row[j])))[int(self._pos[j])]
+        upper = self._upper[j]
+        if np.isnan(upper):
+            upper, price_text = NO_PRICE_CAP, ""
+        else:
+            upper = float(upper)
+            price_text = f", and price lower than {upper:.2f} dollars"
+        text = ins["instruction"].strip(".") + price_text
+        return _goal(product, text, ins["instruction_attributes"], upper, ins["instruction_options"])
+
+    def __len__(self) -> int:
+        return int(self._order.size)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self._get(int(self._order[j])) for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"goal index {i} out of range (0..{n - 1})")
+        return self._get(int(self._order[i % n]))
+
+    def __eq__(self, other: object) -> bool:  # compares as the list it stands for
+        if isinstance(other, HumanGoals | list | tuple):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _goal(product: dict[str, Any], instruction: str, attributes: list[str], upper: float, options: Any) -> dict[str, Any]:
@@ -56,8 +153,9 @@ def _goal(product: dict[str, Any], instruction: str, attributes: list[str], uppe
 def human_goals(catalog: Catalog, rng: random.Random) -> list[dict[str, Any]]:
     """One goal per human instruction with attributes, in catalogue order."""
     goals = []
-    for product, price in zip(catalog.products, catalog.prices, strict=True):
-        for ins in catalog.human_instructions.get(product["asin"], []):
+    for index, instructions in catalog.records_in_order("human"):
+        product, price = catalog.products[index], catalog.prices[index]
+        for ins in instructions:
             if not ins["instruction_attributes"]:
                 continue  # WebShop skips instructions without attributes
             upper, price_text = price_cap(price, rng)
@@ -70,8 +168,8 @@ def synthetic_goals(catalog: Catalog, rng: random.Random) -> list[dict[str, Any]
     """One goal per option combination of every product with a synthetic instruction."""
     goals = []
     attr_counts: dict[str, int] = defaultdict(int)
-    for product, price in zip(catalog.products, catalog.prices, strict=True):
-        record = catalog.attributes.get(product["asin"], {})
+    for index, record in catalog.records_in_order("attributes"):
+        product, price = catalog.products[index], catalog.prices[index]
         instruction = record.get("instruction")
         if instruction is None:
             continue
@@ -92,8 +190,11 @@ def synthetic_goals(catalog: Catalog, rng: random.Random) -> list[dict[str, Any]
     return goals
 
 
-def build_goals(catalog: Catalog, human: bool = True, goal_seed: int = 0) -> list[dict[str, Any]]:
+def build_goals(catalog: Catalog, human: bool = True, goal_seed: int = 0) -> Sequence[dict[str, Any]]:
     """Build the goal list in WebShop's order.
+
+    Human goals of a store-backed catalogue come as a lazy `HumanGoals` sequence (WebShop's
+    full data has 12,087; a generated catalogue of that size about 880k); otherwise a list.
 
     Args:
         catalog: the loaded catalogue.
@@ -108,10 +209,14 @@ def build_goals(catalog: Catalog, human: bool = True, goal_seed: int = 0) -> lis
         raise CatalogError(
             f"{catalog.data_dir}: human goals need items_human_ins.json; add it or use human_goals=False."
         )
-    goals = human_goals(catalog, rng) if human else synthetic_goals(catalog, rng)
+    if human and catalog.store is not None:
+        goals: Sequence[dict[str, Any]] = HumanGoals(catalog, goal_seed)
+    else:
+        goals = human_goals(catalog, rng) if human else synthetic_goals(catalog, rng)
     if not goals:
         raise CatalogError(f"{catalog.data_dir}: the catalogue yields no {'human' if human else 'synthetic'} goals.")
-    random.Random(GOAL_SHUFFLE_SEED).shuffle(goals)
+    if isinstance(goals, list):
+        random.Random(GOAL_SHUFFLE_SEED).shuffle(goals)
     return goals
 
 

@@ -42,3 +42,8 @@ def real_schema_catalog_dir(source_sha256: str, seed: int, distractors: int) -> 
 def index_cache_dir() -> Path:
     """Directory holding search indexes keyed by catalogue content hash."""
     return cache_root() / "indexes"
+
+
+def store_cache_dir() -> Path:
+    """Directory holding catalogue stores keyed by the content hash of WebShop's files."""
+    return cache_root() / "stores"

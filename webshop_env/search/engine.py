@@ -40,6 +40,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from webshop_env.search import kernel
 from webshop_env.search.analyzer import ANALYZER_VERSION, Analyzer
 
 logger = logging.getLogger(__name__)
@@ -380,6 +381,11 @@ class BM25Engine:
             _norm_inverse_table(self.avgdl, self.k1, self.b) if self.doc_count else np.zeros(256, np.float32)
         )
         self._cache = _ResultCache(cache_size)
+        # plain ndarray views (memory maps included) for the compiled kernel
+        self._k_data, self._k_indices = np.asarray(self._data), np.asarray(self._indices)
+        self._k_tf, self._k_indptr, self._k_norms = np.asarray(tf), np.asarray(self._indptr), np.asarray(norms)
+        self._k_tie = np.asarray(tie_rank) if tie_rank is not None else np.zeros(1, dtype=np.int32)
+        self._term_max = kernel.term_max_scores(self._k_data, self._k_indptr)
 
     # -- persistence -------------------------------------------------------------------------
 
@@ -425,10 +431,11 @@ class BM25Engine:
         meta = _read_meta(path)
         if meta.get("format") != INDEX_FORMAT or meta.get("analyzer") != ANALYZER_VERSION:
             raise ValueError(f"{path}: index format or analyzer version differs; rebuild it")
-        bm25 = bm25s.BM25.load(path, show_progress=False)
-        tf = np.load(path / _TF_FILE, allow_pickle=False)
-        norms = np.load(path / _NORMS_FILE, allow_pickle=False)
-        tie_rank = np.load(path / _TIE_FILE, allow_pickle=False) if meta["tie_break"] == "id" else None
+        # Memory-mapped: processes on a node share the index's pages, and opening reads nothing.
+        bm25 = bm25s.BM25.load(path, show_progress=False, mmap=True)
+        tf = np.load(path / _TF_FILE, allow_pickle=False, mmap_mode="r")
+        norms = np.load(path / _NORMS_FILE, allow_pickle=False, mmap_mode="r")
+        tie_rank = np.load(path / _TIE_FILE, allow_pickle=False, mmap_mode="r") if meta["tie_break"] == "id" else None
         engine = cls.__new__(cls)
         engine._init_state(Analyzer(), bm25, tf, norms, tie_rank, meta, cache_size)
         engine._validate(meta)
@@ -467,10 +474,32 @@ class BM25Engine:
         key = (query, int(k))
         hit = self._cache.get(key)
         if hit is None:
-            docs, scores = self._match(query)
-            hit = tuple(self._top_k(docs, scores, int(k)))
+            hit = tuple(self._search_postings(query, int(k)))
             self._cache.put(key, hit)
         return list(hit)
+
+    def _search_postings(self, query: str, k: int) -> list[int]:
+        """The compiled path (`webshop_env.search.kernel`): only the query terms' postings."""
+        counts = self._query_terms(query)
+        if not counts or k == 0:
+            return []
+        term_ids = np.fromiter(counts, dtype=np.int64, count=len(counts))
+        weights = np.array(
+            [0.0 if c == 1 else np.float32(c) * _idf(self._df(t), self.doc_count) for t, c in counts.items()],
+            dtype=np.float32,
+        )
+        docs = kernel.top_k(
+            self._k_data, self._k_indices, self._k_tf, self._k_indptr, self._k_norms, self._norm_inverse,
+            self._k_tie, self._tie_rank is not None, term_ids, weights, self._term_max, k,
+        )
+        return docs.tolist()
+
+    def _df(self, term_id: int) -> int:
+        return int(self._indptr[term_id + 1] - self._indptr[term_id])
+
+    def _search_dense(self, query: str, k: int) -> list[int]:
+        """The numpy path over a dense score array: the reference the compiled path matches."""
+        return self._top_k(*self._match(query), k)
 
     def scores(self, query: str) -> np.ndarray:
         """Lucene score of every document for `query` (float32, 0 where nothing matches)."""
@@ -711,6 +740,9 @@ def _doc_ids(products: Sequence[dict[str, Any]], tie_break: str) -> list[str] | 
         raise ValueError(f"unknown tie_break {tie_break!r}; expected one of: {', '.join(TIE_BREAKS)}")
     if tie_break == "index":
         return None
+    column = getattr(products, "asin_column", None)
+    if column is not None:  # a catalogue store's asin column: a string per product, no decoding
+        return column()
     ids = [p.get("asin") for p in products]
     if all(isinstance(asin, str) for asin in ids):
         return ids
