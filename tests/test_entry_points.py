@@ -94,6 +94,7 @@ def test_registered_model_resolution(mlflow_store: str, tmp_path: Path) -> None:
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"weights")
     with mlflow.start_run() as run:
         mlflow.set_tag(common.PHASE_TAG, "student")
         mlflow.log_artifacts(str(folder), "model")

@@ -145,6 +145,7 @@ def test_pipeline_twice_reuses_every_phase_and_reruns_downstream_of_a_change(mlf
     from entry_points import pipeline
 
     args = ["--data_dir", str(small_data_dir), "--phases", "rollouts,mine,label,report", "--rollouts_n_goals", "8",
+            "--allow_degenerate", "true",
             "--mine_offsets", "1,2", "--mine_include_search_steps", "false", "--label_max_snapshots", "3",
             "--label_n_max", "2",
             "--overrides", "rollouts.student=random; rollouts.max_steps=8; label.student=random; label.n_min=2; "
@@ -162,6 +163,8 @@ def test_pipeline_twice_reuses_every_phase_and_reruns_downstream_of_a_change(mlf
     assert json.loads(label.data.tags[PIPELINE_UPSTREAM_TAG]) == {"mine": first["mine"][0]}
     report = client.get_run(first["report"][0])
     assert report.data.params["label_run"] == first["label"][0] and report.data.params["evaluate_run"] == "none"
+    assert "no successes" in report.data.tags["report.warnings"]  # the random student is shown as degenerate
+    assert parent.data.tags["teachable.allow_degenerate"] == "true" and "no successes" in parent.data.tags["teachable.degenerate"]
     assert {a.path for a in client.list_artifacts(report.info.run_id, "figures")} == {
         "figures/quadrant_scatter.png", "figures/elp_by_quadrant.png"}
 
@@ -183,3 +186,27 @@ def test_pipeline_twice_reuses_every_phase_and_reruns_downstream_of_a_change(mlf
     last = client.get_run(third["pipeline"][2])
     assert last.data.tags["pipeline.mine.status"] == "reused" and last.data.tags["pipeline.label.status"] == "ran"
     assert client.get_run(third["report"][1]).data.params["label_run"] == third["label"][1]
+
+
+def test_the_competence_gate_stops_before_label(mlflow_store: str, small_data_dir: Path) -> None:
+    """A student that never succeeds (the random policy) is not labeled: the pipeline says why and what to do."""
+    from entry_points import pipeline
+
+    args = ["--data_dir", str(small_data_dir), "--phases", "rollouts,mine,label", "--rollouts_n_goals", "6",
+            "--mine_offsets", "1", "--overrides", "rollouts.student=random; rollouts.max_steps=6; label.student=random"]
+    with pytest.raises(pipeline.PipelineError, match=r"succeeded on 0\.0% of their episodes.*allow_degenerate=true"):
+        pipeline.main(args)
+    runs = phase_runs(common.setup_tracking())
+    assert "label" not in runs and len(runs["rollouts"]) == 1
+    rollouts = MlflowClient().get_run(runs["rollouts"][0])
+    assert rollouts.data.tags["teachable.competence"] == "no_successes"
+
+
+def test_student_competence_band() -> None:
+    from teachable.student import competence
+
+    assert competence(0.0, 25, 0.05, 0.95)["status"] == "too_weak"
+    assert "train longer" in competence(0.0, 25, 0.05, 0.95)["advice"]
+    assert competence(1.0, 25, 0.05, 0.95)["status"] == "too_strong"
+    assert competence(0.3, 25, 0.05, 0.95)["status"] == "in_band"
+    assert competence(None, 0, 0.05, 0.95)["status"] == "unmeasured"

@@ -64,7 +64,7 @@ def predictor_frames(n_test: int = 6) -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_tables_are_written_as_csv_markdown_and_latex(tmp_path: Path) -> None:
     frame = pd.DataFrame({"model": ["base", "Q1__demo|x"], "success_rate": [0.125, float("nan")], "n": [32, 8]})
     assert to_markdown(frame) == ("| model | success_rate | n |\n|---|---:|---:|\n| base | 0.125 | 32 |\n"
-                                  "| Q1__demo\\|x | - | 8 |\n")
+                                  "| Q1__demo\\|x | no data | 8 |\n")
     latex = to_latex(frame)
     assert "success\\_rate" in latex and "Q1\\_\\_demo" in latex and "\\toprule" in latex and "0.125" in latex
     paths = write_table(frame, tmp_path / "tables", "eval")

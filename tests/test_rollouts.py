@@ -196,6 +196,8 @@ def test_policy_batch_reaches_the_lm_policy(small_shop, tiny_student) -> None:
     assert PolicySpec(tiny_student, batch_size=5).build(small_shop).batch_size == 5
     assert PolicySpec(tiny_student).build(small_shop).batch_size == 16  # 0: the policy's default
     assert PolicySpec("random", batch_size=5).build(small_shop).name == "random"  # not an LM: nothing to batch
-    assert batch_settings(MicroConfig(policy_batch=7)) == {"batch_size": 7} and batch_settings(MicroConfig()) == {}
+    loading = MicroConfig().model_loading()
+    assert batch_settings(MicroConfig(policy_batch=7)) == {"batch_size": 7, **loading}
+    assert batch_settings(MicroConfig()) == loading
     with pytest.raises(ValueError, match="policy_batch must be >= 0"):
         RolloutsConfig(policy_batch=-1)
