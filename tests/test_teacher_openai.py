@@ -195,7 +195,7 @@ def test_fenced_search_reply_on_search_page(endpoint: FakeEndpoint) -> None:
                                                     error_type="attribute_confusion") + "\n```"))
     advice = advise(make_teacher(endpoint), SEARCH_CTX, "search[yoga]")
     assert advice.action == "search[zebra yoga mat]"
-    assert "search[<query>]" in endpoint.requests[0]["messages"][-1]["content"]
+    assert "Available actions: search (write the words to look for)" in endpoint.requests[0]["messages"][-1]["content"]
 
 
 def test_malformed_json_is_reasked(endpoint: FakeEndpoint) -> None:

@@ -62,8 +62,8 @@ TEACHER_SYSTEM_PROMPT = (
     "You are a teacher for a shopping agent that acts in a text web shop. You see the task, the "
     "agent's previous actions, the current page, the actions available on it and the action the "
     "student chose. Decide the best action on this page and explain the student's mistake.\n"
-    "Actions are click[<one of the available buttons>] or, only when search[<query>] is listed, "
-    "search[<your query>].\n"
+    "Actions are click[...] with one of the available buttons or, only when a search is listed, "
+    "search[...] with the words to search for.\n"
     "Reply with one JSON object and nothing else, with these string fields:\n"
     '  "action": the best action, copied exactly from the available actions (or search[...]);\n'
     '  "hint": one short sentence that points the student the right way without naming the action;\n'
