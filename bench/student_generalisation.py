@@ -19,9 +19,10 @@ trained in its own process (`--jobs` at once) and saved under `--out/<catalogue>
 gives its success on dev goals sampled at temperature 1 and greedy, each with a 95% Wilson
 interval, the expert's success on the same goals and the seconds the student phase took.
 
-`--heuristic` trains nothing: on every dev goal it plays a policy that reads only the page
-("search the instruction without its price clause, click the first result, click the option
-values that appear in the instruction, buy") and the expert. What the reader solves is a cheap
+`--heuristic` trains nothing: on every dev goal it plays the page-reading demonstrator the
+student clones (`teachable.policy.reader`: "search the instruction without its price clause,
+click the first result, click the option values that appear in the instruction, buy") and the
+expert. What the reader solves is a cheap
 estimate of how much of a catalogue a student that reads pages, rather than memorising product
 ids, could solve.
 """
@@ -32,7 +33,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -43,50 +43,10 @@ from pathlib import Path
 import numpy as np
 
 from teachable.label.stats import rate
-from teachable.policy.base import RngLike, check_batch
-from teachable.policy.expert import click, strip_price_clause
-from teachable.prompting import Context
+from teachable.policy.reader import PageReader
 
 CATALOGUES = ("a", "b", "c")
 DEFAULT_B_CATEGORIES = "beauty,electronics,garden,pet,toys"
-BUTTONS = frozenset(click(b) for b in ("back to search", "next >", "< prev", "description", "features",
-                                        "reviews", "buy now"))
-BUY = click("buy now")
-
-
-class PageReader:
-    """A policy that reads only the page and the instruction (see the module docstring).
-
-    Search: the instruction without its price clause. Results: the first product. Item page:
-    each option value that occurs in the instruction as a whole phrase and is not yet chosen,
-    then buy. Anything else (empty results, a sub-page): back to search.
-    """
-
-    name = "page_reader"
-    deterministic = True
-
-    def action_distribution(self, contexts: Sequence[Context]) -> list[dict[str, float]]:
-        return [{self.decide(ctx): 1.0} for ctx in contexts]
-
-    def act(self, contexts: Sequence[Context], rng: RngLike, greedy: bool = False) -> list[str]:
-        check_batch(contexts, rng)
-        return [self.decide(ctx) for ctx in contexts]
-
-    @staticmethod
-    def decide(ctx: Context) -> str:
-        if ctx.has_search_bar:
-            return f"search[{strip_price_clause(ctx.instruction)}]"
-        others = [a for a in ctx.valid_actions if a not in BUTTONS]
-        if BUY in ctx.valid_actions:
-            instruction = ctx.instruction.lower()
-            for action in others:  # on an item page every other click is an option value
-                value = action[len("click["):-1]
-                if action not in ctx.history and re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", instruction):
-                    return action
-            return BUY
-        if others and click("back to search") in ctx.valid_actions and click("next >") in ctx.valid_actions:
-            return others[0]  # a results page: the first product listed
-        return click("back to search") if click("back to search") in ctx.valid_actions else ctx.valid_actions[0]
 
 
 # ------------------------------------------------------------------ catalogues
@@ -121,12 +81,29 @@ def load_shop(data_dir: str):
 
 
 # ------------------------------------------------------------------ student mode
-def worker(name: str, data_dir: str, out: Path, epochs: float, eval_goals: int) -> None:
+def overrides(text: str) -> dict[str, object]:
+    """`field=value,...` as StudentConfig keyword arguments, each value parsed as its field's type."""
+    from dataclasses import fields
+
+    from teachable.student import StudentConfig
+
+    types = {f.name: type(f.default) for f in fields(StudentConfig)}
+    out: dict[str, object] = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, _, value = item.partition("=")
+        if key not in types:
+            raise SystemExit(f"student_generalisation: error: --set {key}: StudentConfig has no such field")
+        kind = types[key]
+        out[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return out
+
+
+def worker(name: str, data_dir: str, out: Path, epochs: float, eval_goals: int, settings: str = "") -> None:
     """Train the default student on one catalogue; write its metrics beside it."""
     from teachable.student import StudentConfig, train_student
 
     shop = load_shop(data_dir)
-    config = StudentConfig(data_dir=data_dir, epochs=epochs, eval_goals=eval_goals)
+    config = StudentConfig(data_dir=data_dir, epochs=epochs, eval_goals=eval_goals, **overrides(settings))
     start = time.perf_counter()
     metrics = train_student(config, shop, out / name)
     metrics.pop("losses", None)
@@ -149,14 +126,14 @@ def student_table(names: Sequence[str], dirs: dict[str, str], args: argparse.Nam
 
     def launch(name: str) -> int:
         cmd = [sys.executable, __file__, "--worker", name, "--data-dir", dirs[name], "--out", str(out),
-               "--epochs", str(args.epochs), "--eval-goals", str(args.eval_goals)]
+               "--epochs", str(args.epochs), "--eval-goals", str(args.eval_goals), "--set", args.set]
         with open(out / f"{name}.log", "w") as logf:
             return subprocess.call(cmd, stdout=logf, stderr=subprocess.STDOUT)
 
     with ThreadPoolExecutor(args.jobs) as pool:
         codes = list(pool.map(launch, names))
     print(f"\nstudent generalisation on {machine()}, {args.jobs} at once, {args.epochs:g} epochs, "
-          f"up to {args.eval_goals} dev goals\n")
+          f"up to {args.eval_goals} dev goals{', ' + args.set if args.set else ''}\n")
     print("| catalogue | products | train / dev goals | student sampled (T=1) | student greedy | expert | student s |")
     print("|---|---|---|---|---|---|---|")
     for name, code in zip(names, codes, strict=True):
@@ -214,6 +191,8 @@ def main() -> None:
     parser.add_argument("--b-categories", default=DEFAULT_B_CATEGORIES)
     parser.add_argument("--b-products", type=int, default=1000)
     parser.add_argument("--c-seed", type=int, default=0)
+    parser.add_argument("--set", default="", help="StudentConfig fields for every student, e.g. "
+                        "anonymize_products=true,n_train_goals=500")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -222,7 +201,7 @@ def main() -> None:
     args.epochs = StudentConfig.epochs if args.epochs is None else args.epochs
     args.eval_goals = StudentConfig.eval_goals if args.eval_goals is None else args.eval_goals
     if args.worker:
-        worker(args.worker, args.data_dir, Path(args.out), args.epochs, args.eval_goals)
+        worker(args.worker, args.data_dir, Path(args.out), args.epochs, args.eval_goals, args.set)
         return
     names = [n.strip() for n in args.catalogues.split(",") if n.strip()]
     unknown = sorted(set(names) - set(CATALOGUES))

@@ -33,7 +33,15 @@ from typing import Any
 
 import platformdirs
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import (
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -67,7 +75,7 @@ def cache_root() -> Path:
 
 
 def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 4096,
-                        min_frequency: int = 2) -> PreTrainedTokenizerFast:
+                        min_frequency: int = 2, lowercase: bool = False) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE tokenizer on `texts`.
 
     Special tokens are `<pad>` (id 0), `<s>`, `</s>` and `<unk>`; encoding with
@@ -78,6 +86,9 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 4096,
         texts: training texts (iterated once).
         vocab_size: the target vocabulary size, special tokens and the 256 bytes included.
         min_frequency: the least count a pair needs to be merged.
+        lowercase: lower-case every text before it is split (a normaliser of the tokenizer), so a
+            word is one token whatever its case: `B0XYZ` on a page and `click[b0xyz]`, `Dog` in a
+            title and `dog` in an instruction.
 
     Returns:
         A fast tokenizer with `pad_token`, `bos_token`, `eos_token` and `unk_token` set.
@@ -98,6 +109,8 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 4096,
             yield text
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    if lowercase:
+        tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,

@@ -23,6 +23,7 @@ SYSTEM_PROMPT = (
 DEFAULT_HISTORY = 4
 # what a search page offers, as the student's prompt lists it: no bracketed placeholder a model could copy
 SEARCH_ACTION_TEXT = "search (write the words to look for)"
+TITLE_WORDS = 12  # words of a product's title shown before its click in the action list
 
 
 @dataclass(frozen=True)
@@ -88,10 +89,39 @@ def available_actions(ctx: Context) -> list[str]:
     return (["search[<query>]"] if ctx.has_search_bar else []) + list(ctx.valid_actions)
 
 
-def student_actions(ctx: Context) -> list[str]:
+def product_titles(ctx: Context) -> dict[str, str]:
+    """The title of each product a results page lists, by its click action.
+
+    WebShop's text observation lists a product as three nodes, `<ASIN> [SEP] <title> [SEP] <price>`
+    (the price starts with `$`); a node equal to a valid click's value (any case) followed by a
+    title and a price is a product. Other pages have no such triple and give `{}`.
+    """
+    nodes = [n.strip() for n in ctx.observation.split("[SEP]")]
+    clicks = {a[len("click["):-1].lower(): a for a in ctx.valid_actions if a.startswith("click[") and a.endswith("]")}
+    out: dict[str, str] = {}
+    for i in range(len(nodes) - 2):
+        action = clicks.get(nodes[i].lower())
+        if action is not None and nodes[i + 2].startswith("$") and nodes[i + 1]:
+            out[action] = nodes[i + 1]
+    return out
+
+
+def titled(action: str, titles: Mapping[str, str], max_words: int = TITLE_WORDS) -> str:
+    """`action` as an action list shows it: a product click after its title's first `max_words` words."""
+    title = titles.get(action)
+    if title is None:
+        return action
+    words = title.split()
+    return f"{' '.join(words[:max_words])}{' ...' if len(words) > max_words else ''}: {action}"
+
+
+def student_actions(ctx: Context, list_titles: bool = False) -> list[str]:
     """The actions a context allows, as the student's prompt lists them: the search as words (the
-    policy writes the query after a forced `search[`), then the valid clicks."""
-    return ([SEARCH_ACTION_TEXT] if ctx.has_search_bar else []) + list(ctx.valid_actions)
+    policy writes the query after a forced `search[`), then the valid clicks; with `list_titles`,
+    each product click comes after its title (`<title>: click[<id>]`), so choosing a product reads
+    the title right before the id the model copies."""
+    titles = product_titles(ctx) if list_titles else {}
+    return ([SEARCH_ACTION_TEXT] if ctx.has_search_bar else []) + [titled(a, titles) for a in ctx.valid_actions]
 
 
 def few_shot_text(examples: Sequence[tuple[str, Sequence[str]]]) -> str:
@@ -102,7 +132,7 @@ def few_shot_text(examples: Sequence[tuple[str, Sequence[str]]]) -> str:
 
 def prompt_body(ctx: Context, max_history: int = DEFAULT_HISTORY, list_actions: bool = False,
                 max_observation_chars: int | None = None,
-                few_shot: Sequence[tuple[str, Sequence[str]]] = ()) -> str:
+                few_shot: Sequence[tuple[str, Sequence[str]]] = (), list_titles: bool = False) -> str:
     """The prompt text without the final `Action:` cue."""
     recent = ctx.history[-max_history:] if max_history > 0 else ()
     lines = [few_shot_text(few_shot), ""] if few_shot else []
@@ -112,7 +142,7 @@ def prompt_body(ctx: Context, max_history: int = DEFAULT_HISTORY, list_actions: 
         f"Observation: {clip_observation(ctx.observation, max_observation_chars)}",
     ]
     if list_actions:
-        lines.append(f"Available actions: {', '.join(student_actions(ctx))}")
+        lines.append(f"Available actions: {', '.join(student_actions(ctx, list_titles))}")
     if ctx.patch:
         lines.append(f"Teacher: {ctx.patch}")
     return "\n".join(lines)
@@ -125,6 +155,7 @@ def render_prompt(
     list_actions: bool = False,
     max_observation_chars: int | None = None,
     few_shot: Sequence[tuple[str, Sequence[str]]] = (),
+    list_titles: bool = False,
 ) -> str:
     """Render a context as the prompt a model continues with ` <action>`.
 
@@ -142,9 +173,10 @@ def render_prompt(
         list_actions: also list the valid actions (useful for pretrained instruct models).
         max_observation_chars: cut longer observations (small models with short context).
         few_shot: solved expert episodes to show first, as (instruction, actions) pairs.
+        list_titles: with `list_actions`, show each product click after its title.
     """
     body = prompt_body(ctx, max_history=max_history, list_actions=list_actions,
-                       max_observation_chars=max_observation_chars, few_shot=few_shot)
+                       max_observation_chars=max_observation_chars, few_shot=few_shot, list_titles=list_titles)
     if tokenizer is not None and getattr(tokenizer, "chat_template", None):
         messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": body}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + "Action:"

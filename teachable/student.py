@@ -57,7 +57,8 @@ class StudentConfig:
     data_dir: str = field(default="", metadata={"help": "folder with WebShop's files; empty: the embedded generated catalogue"})
     base_model: str = field(default=TINY, metadata={"help": "tiny (a new small Llama), smollm2, a local HF model folder, or a hub id in the local HF cache"})
     n_train_goals: int = field(default=700, metadata={"help": "train goals the expert demonstrates (all of them when the split has fewer; a warning says so)"})
-    noise: float = field(default=0.3, metadata={"help": "probability of a random action in the demonstrations (labels stay the expert's)"})
+    demonstrator: str = field(default="reader", metadata={"help": "whom the student clones: reader (sees only the page, as the student does) or expert (the oracle, which knows the goal's product; its student memorises ids)"})
+    noise: float = field(default=0.3, metadata={"help": "probability of a random action in the demonstrations (labels stay the demonstrator's)"})
     synthetic_goals: int = field(default=0, metadata={"help": "also demonstrate this many synthetic goals (from the catalogue's attributes) with the same noise"})
     search_goals: int = field(default=3000, metadata={"help": "extra start-page search examples: the expert's query for train goals, then synthetic goals, then instructions made from product titles"})
     epochs: float = field(default=8.0, metadata={"help": "passes over the demonstrations (0: use the base model as it is)"})
@@ -75,6 +76,7 @@ class StudentConfig:
     max_history: int = field(default=2, metadata={"help": "recent actions shown in the prompt"})
     anonymize_products: bool = field(default=False, metadata={"help": "swap product ids in each demonstration for random ones, so the student reads the page instead of memorising which id answers which goal"})
     list_actions: bool = field(default=True, metadata={"help": "list the valid actions in the prompt (a small model copies one)"})
+    list_titles: bool = field(default=True, metadata={"help": "in the action list, show each product click after its title (choosing a product reads its title, not a memorised id)"})
     few_shot: int = field(default=2, metadata={"help": "solved expert episodes shown in the prompt of a pretrained base (0: none; the tiny model never gets any)"})
     max_observation_chars: int = field(default=1000, metadata={"help": "observations are cut to this many characters in the prompt"})
     eval_goals: int = field(default=64, metadata={"help": "held-out goals to measure the student (and the expert) on (0: none)"})
@@ -105,6 +107,8 @@ class StudentConfig:
                      "lora_r", "lora_alpha"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.demonstrator not in DEMONSTRATORS:
+            raise ValueError(f"demonstrator must be one of {', '.join(DEMONSTRATORS)}, got {self.demonstrator!r}.")
         if self.eval_split not in ("dev", "test"):
             raise ValueError(f"eval_split must be dev or test, got {self.eval_split!r}.")
         if self.eval_goals < 0 or self.max_history < 0:
@@ -122,11 +126,27 @@ class StudentConfig:
         return {"dtype": self.dtype, "device_map": self.device_map, "attn_implementation": self.attn_implementation or None}
 
 
-class NoisyExpert:
-    """The expert, except that with probability `noise` it takes a uniformly random action."""
+DEMONSTRATORS = ("reader", "expert")
 
-    def __init__(self, expert: ExpertPolicy, noise: float) -> None:
-        self.expert, self.noise, self.name = expert, noise, f"expert+noise{noise:g}"
+
+def demonstrator(name: str, shop: Shop) -> Any:
+    """The policy the student clones: `reader` (sees only the page, `teachable.policy.reader`) or
+    `expert` (the oracle, which knows the goal's product)."""
+    if name == "reader":
+        from teachable.policy.reader import PageReader
+
+        return PageReader()
+    if name == "expert":
+        return ExpertPolicy(shop)
+    raise ValueError(f"demonstrator must be one of {', '.join(DEMONSTRATORS)}, got {name!r}.")
+
+
+class NoisyExpert:
+    """A demonstrator (the expert by default), except that with probability `noise` it takes a
+    uniformly random action."""
+
+    def __init__(self, expert: Any, noise: float) -> None:
+        self.expert, self.noise, self.name = expert, noise, f"{expert.name}+noise{noise:g}"
 
     def action_distribution(self, contexts: Sequence[Context]) -> list[dict[str, float]]:
         return self.expert.action_distribution(contexts)
@@ -144,10 +164,12 @@ class NoisyExpert:
 
 
 def demonstrations(shop: Shop, goal_indices: Sequence[int], *, noise: float, seed: int,
-                   max_steps: int = 15, extra_goals: Sequence[dict] = ()) -> list[tuple[Context, str]]:
-    """(context, expert action) pairs from noisy expert play on `goal_indices` (and on the goal
-    dicts `extra_goals`), one per visited state."""
-    expert = ExpertPolicy(shop)
+                   max_steps: int = 15, extra_goals: Sequence[dict] = (), by: str = "expert"
+                   ) -> list[tuple[Context, str]]:
+    """(context, demonstrator action) pairs from the demonstrator's noisy play on `goal_indices`
+    (and on the goal dicts `extra_goals`), one per visited state; `by` names the demonstrator
+    (`demonstrator`)."""
+    expert = demonstrator(by, shop)
     specs = goal_specs(goal_indices, seed=seed, split="train") + [
         EpisodeSpec(traj_id=f"extra-{i}", seed=derive_seed(seed, 31, i), goal=dict(g)) for i, g in enumerate(extra_goals)]
     trajs = run_episodes(shop, NoisyExpert(expert, noise), specs, max_steps=max_steps, batch_size=64)
@@ -168,10 +190,10 @@ def synthetic_goals(shop: Shop, n: int, seed: int) -> list[dict]:
     return [goals[i] for i in sorted(order.tolist())]
 
 
-def search_demonstrations(shop: Shop, n: int, seed: int, exclude: set[int] | frozenset[int] = frozenset()
-                          ) -> tuple[list[tuple[Context, str]], dict[str, int]]:
-    """(start page, expert query) pairs: train goals not in `exclude`, then synthetic goals, then
-    instructions made from product titles, `n` in all.
+def search_demonstrations(shop: Shop, n: int, seed: int, exclude: set[int] | frozenset[int] = frozenset(),
+                          by: str = "expert") -> tuple[list[tuple[Context, str]], dict[str, int]]:
+    """(start page, demonstrator's query) pairs: train goals not in `exclude`, then synthetic goals,
+    then instructions made from product titles, `n` in all.
 
     Search is where a small model must learn to copy (the query is the instruction's words);
     start pages are short, so many of them cost little. A catalogue whose attribute file has no
@@ -207,7 +229,7 @@ def search_demonstrations(shop: Shop, n: int, seed: int, exclude: set[int] | fro
     counts = {"train": sum(i < sources["train"] for i in picked),
               "synthetic": sum(sources["train"] <= i < sources["train"] + sources["synthetic"] for i in picked)}
     counts["titles"] = len(picked) - counts["train"] - counts["synthetic"]
-    expert, env = ExpertPolicy(shop), WebShopEnv(shop=shop)
+    expert, env = demonstrator(by, shop), WebShopEnv(shop=shop)
     contexts = []
     for i in picked:
         obs, info = env.reset(options={"goal": goals[i]})
@@ -290,7 +312,7 @@ def _distinct(rng: np.random.Generator, n: int, k: int) -> list[int]:
 def build_student(config: StudentConfig, shop: Shop, pairs: Sequence[tuple[Context, str]]) -> LMPolicy:
     """The untrained student policy: a new tiny Llama (tokenizer trained on the prompts) or a loaded model."""
     settings = {"max_history": config.max_history, "max_observation_chars": config.max_observation_chars,
-                "list_actions": config.list_actions}
+                "list_actions": config.list_actions, "list_titles": config.list_titles}
     if config.base_model != TINY:
         few_shot = few_shot_examples(shop, sample_goals(shop, "train", 4 * config.few_shot, config.seed + 1),
                                      config.few_shot, config.seed)
@@ -300,13 +322,15 @@ def build_student(config: StudentConfig, shop: Shop, pairs: Sequence[tuple[Conte
 
     # a plain LM: the prompt needs no tokenizer, so the tokenizer can learn from the prompts
     prompts = [render_prompt(ctx, None, **settings) + completion_text(action) for ctx, action in pairs]
-    tokenizer = train_bpe_tokenizer(tokenizer_texts(shop, prompts), vocab_size=config.vocab_size)
-    # one token per product id, as shown (upper case) and as clicked (lower case): a small model
-    # then copies an id with one attention step instead of spelling it out piece by piece
-    asins = sorted({p["asin"] for p in shop.catalog.products})
+    # lower-cased text: a product id is the same token on the page (`B0XYZ`) and in its click
+    # (`click[b0xyz]`), a title's words the same tokens as the instruction's
+    tokenizer = train_bpe_tokenizer(tokenizer_texts(shop, prompts), vocab_size=config.vocab_size, lowercase=True)
+    # one token per product id: a small model then copies an id with one attention step (its own
+    # embedding, tied to the output) instead of spelling it out piece by piece
+    asins = sorted({p["asin"].lower() for p in shop.catalog.products})
     if len(asins) <= MAX_ID_TOKENS:
-        tokenizer.add_tokens([*asins, *(a.lower() for a in asins)])
-    else:  # two embeddings per product would outgrow the model itself (1.18M products: 300M parameters)
+        tokenizer.add_tokens(asins)
+    else:  # an embedding per product would outgrow the model itself (1.18M products: 150M parameters)
         log.warning("the catalogue has %d products, more than %d: product ids are spelled in BPE pieces, not one "
                     "token each", len(asins), MAX_ID_TOKENS)
     longest = max((len(x) for x in tokenizer(prompts[:2000])["input_ids"]), default=256)
@@ -370,8 +394,9 @@ def train_student(config: StudentConfig, shop: Shop, out_dir: str | Path) -> dic
     sizes = effective_sizes(config, shop)
     train_goals = sample_goals(shop, "train", config.n_train_goals, config.seed)
     pairs = demonstrations(shop, train_goals, noise=config.noise, seed=config.seed, max_steps=config.max_steps,
-                           extra_goals=synthetic_goals(shop, config.synthetic_goals, config.seed))
-    search_pairs, sources = search_demonstrations(shop, config.search_goals, config.seed, exclude=set(train_goals))
+                           extra_goals=synthetic_goals(shop, config.synthetic_goals, config.seed), by=config.demonstrator)
+    search_pairs, sources = search_demonstrations(shop, config.search_goals, config.seed, exclude=set(train_goals),
+                                                  by=config.demonstrator)
     pairs += search_pairs
     policy = build_student(config, shop, pairs)
     metrics: dict[str, Any] = {"n_demonstrations": len(pairs), "n_train_goals": len(train_goals),
@@ -419,9 +444,7 @@ def clone_expert(config: StudentConfig, policy: LMPolicy, pairs: Sequence[tuple[
 def replace_model(policy: LMPolicy, model: Any) -> LMPolicy:
     """The same policy settings around another model."""
     return LMPolicy(model, policy.tokenizer, name=policy.name, temperature=policy.temperature,
-                    max_history=policy.max_history, list_actions=policy.list_actions,
-                    max_observation_chars=policy.max_observation_chars, few_shot=policy.few_shot,
-                    batch_size=policy.batch_size)
+                    batch_size=policy.batch_size, **policy.prompt_settings())
 
 
 def save_reference(config: StudentConfig, policy: LMPolicy, out: Path) -> None:
@@ -431,8 +454,7 @@ def save_reference(config: StudentConfig, policy: LMPolicy, out: Path) -> None:
 
     write_reference(out, config.base_model)
     policy.tokenizer.save_pretrained(out)
-    save_prompt_settings(out, max_history=policy.max_history, list_actions=policy.list_actions,
-                         max_observation_chars=policy.max_observation_chars, few_shot=policy.few_shot)
+    save_prompt_settings(out, **policy.prompt_settings())
 
 
 def evaluate_on_goals(shop: Shop, policy: LMPolicy, config: StudentConfig) -> dict[str, float]:

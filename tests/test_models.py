@@ -60,6 +60,17 @@ def test_tokenizer_is_deterministic_with_special_tokens(tokenizer) -> None:
     assert tokenizer.decode(ids, skip_special_tokens=True) == text  # byte level: nothing is unknown
 
 
+def test_lowercase_tokenizer_gives_a_word_one_token_in_any_case() -> None:
+    tok = train_bpe_tokenizer(corpus(), vocab_size=400, lowercase=True)
+    tok.add_tokens(["b0item0007"])
+    shown, clicked = tok("B0ITEM0007 Navy Blue")["input_ids"], tok(" click[b0item0007]")["input_ids"]
+    item = tok.convert_tokens_to_ids("b0item0007")
+    assert item in shown and item in clicked  # the id on the page is the token the click copies
+    assert tok("Navy Blue")["input_ids"] == tok("navy blue")["input_ids"]
+    assert train_bpe_tokenizer(corpus(), vocab_size=400)("Navy")["input_ids"] != \
+        train_bpe_tokenizer(corpus(), vocab_size=400)("navy")["input_ids"]
+
+
 def test_tokenizer_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="no texts"):
         train_bpe_tokenizer([], vocab_size=300)

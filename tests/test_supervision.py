@@ -80,3 +80,28 @@ def test_no_teacher_no_supervision() -> None:
         supervision_pair(labeled(teacher=NO_TEACHER), "demo")
     with pytest.raises(ValueError, match="unknown format"):
         supervision_pair(labeled(), "recap")
+
+
+def test_action_list_shows_product_titles_before_their_clicks() -> None:
+    from teachable.prompting import Context, product_titles, student_actions
+
+    obs = ("Instruction: [SEP] i need running shoes [SEP] Back to Search [SEP] Page 1 (Total results: 2) [SEP] "
+           "Next > [SEP] B0SHOE0009 [SEP] Trail Runner Shoes with a Rubber Sole for Men and Women, Navy Blue, "
+           "Size 9 Wide [SEP] $30.0 [SEP] B0SOCK0001 [SEP] Wool Socks [SEP] $5.0 to $9.0")
+    ctx = Context(instruction="i need running shoes", observation=obs,
+                  valid_actions=("click[back to search]", "click[next >]", "click[b0shoe0009]", "click[b0sock0001]"))
+    assert product_titles(ctx) == {
+        "click[b0shoe0009]": "Trail Runner Shoes with a Rubber Sole for Men and Women, Navy Blue, Size 9 Wide",
+        "click[b0sock0001]": "Wool Socks"}
+    assert student_actions(ctx, list_titles=True) == [
+        "click[back to search]", "click[next >]",
+        "Trail Runner Shoes with a Rubber Sole for Men and Women, Navy ...: click[b0shoe0009]",
+        "Wool Socks: click[b0sock0001]"]
+    assert student_actions(ctx) == list(ctx.valid_actions)
+    # an item page lists option values, not products: nothing is titled there
+    item = Context(instruction="i need running shoes", observation=(
+        "Instruction: [SEP] i need running shoes [SEP] Back to Search [SEP] < Prev [SEP] size [SEP] 9 [SEP] 10 "
+        "[SEP] Trail Runner [SEP] Price: $30.0 [SEP] Buy Now"), valid_actions=("click[9]", "click[10]", "click[buy now]"))
+    assert product_titles(item) == {}
+    rendered = render_prompt(ctx, list_actions=True, list_titles=True)
+    assert "Wool Socks: click[b0sock0001]\nAction:" in rendered

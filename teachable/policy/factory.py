@@ -1,4 +1,4 @@
-"""Build a policy from a name: `expert`, `random`, or a model (local folder or `smollm2`)."""
+"""Build a policy from a name: `expert`, `reader`, `random`, or a model (local folder or `smollm2`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from teachable.models import ModelNotFoundError
 from teachable.policy.base import Policy, RandomPolicy
 from webshop_env.env import Shop
 
-BUILTIN_POLICIES = ("expert", "random")
+BUILTIN_POLICIES = ("expert", "reader", "random")
 
 
 
@@ -19,7 +19,8 @@ def make_policy(name_or_path: str, shop: Shop, *, temperature: float = 1.0, adap
     """The policy named `name_or_path`.
 
     Args:
-        name_or_path: `expert` (the oracle), `random` (uniform clicks), a local Hugging Face
+        name_or_path: `expert` (the oracle), `reader` (the page-reading demonstrator, see
+            `teachable.policy.reader`), `random` (uniform clicks), a local Hugging Face
             model folder, or the preset `smollm2`.
         shop: the shop the policy acts in (the expert plans with it).
         temperature: sampling temperature of an LM policy.
@@ -34,6 +35,10 @@ def make_policy(name_or_path: str, shop: Shop, *, temperature: float = 1.0, adap
         from teachable.policy.expert import ExpertPolicy
 
         return ExpertPolicy(shop)
+    if name_or_path == "reader":
+        from teachable.policy.reader import PageReader
+
+        return PageReader()
     if name_or_path == "random":
         return RandomPolicy()
     from teachable.models import SMOLLM2_PRESET, is_hub_id

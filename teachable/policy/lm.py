@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 SETTINGS_FILE = "teachable_policy.json"
 SETTINGS_SCHEMA_VERSION = 1
-PROMPT_SETTINGS = ("max_history", "list_actions", "max_observation_chars", "few_shot")
+PROMPT_SETTINGS = ("max_history", "list_actions", "max_observation_chars", "few_shot", "list_titles")
 QUERY_PREFIX = "search["
 QUERY_RE = re.compile(r"search\[([^\]\n]*)")
 CANDIDATE_LAYOUTS = ("packed", "expand")
@@ -52,7 +52,7 @@ PROMPT_RESERVE_TOKENS = 64  # positions kept free after a prompt for the action 
 
 def save_prompt_settings(path: str | Path, *, max_history: int = DEFAULT_HISTORY, list_actions: bool = False,
                          max_observation_chars: int | None = None,
-                         few_shot: Sequence[tuple[str, Sequence[str]]] = ()) -> Path:
+                         few_shot: Sequence[tuple[str, Sequence[str]]] = (), list_titles: bool = False) -> Path:
     """Write the prompt settings a model was trained with into `path/teachable_policy.json`.
 
     `LMPolicy.from_pretrained` reads them back, so a model is prompted the way it was trained.
@@ -64,7 +64,8 @@ def save_prompt_settings(path: str | Path, *, max_history: int = DEFAULT_HISTORY
     out.parent.mkdir(parents=True, exist_ok=True)
     settings = {"schema_version": SETTINGS_SCHEMA_VERSION, "max_history": int(max_history),
                 "list_actions": bool(list_actions), "max_observation_chars": max_observation_chars,
-                "few_shot": [[instruction, list(actions)] for instruction, actions in few_shot]}
+                "few_shot": [[instruction, list(actions)] for instruction, actions in few_shot],
+                "list_titles": bool(list_titles)}
     out.write_text(json.dumps(settings, indent=2) + "\n")
     return out
 
@@ -156,7 +157,7 @@ class LMPolicy:
                  max_observation_chars: int | None = None, max_query_tokens: int = 24,
                  batch_size: int = 16, candidate_layout: str = "packed", max_padding: float | None = None,
                  memoize: bool = True, few_shot: Sequence[tuple[str, Sequence[str]]] = (),
-                 query_attempts: int = 3) -> None:
+                 query_attempts: int = 3, list_titles: bool = False) -> None:
         if temperature < 0:
             raise ValueError(f"temperature={temperature} must be >= 0 (0 is greedy).")
         if max_padding is not None and max_padding < 0:
@@ -170,6 +171,7 @@ class LMPolicy:
         self.temperature = float(temperature)
         self.max_history = max_history
         self.list_actions = list_actions
+        self.list_titles = list_titles
         self.max_observation_chars = max_observation_chars
         self.max_query_tokens = max_query_tokens
         self.batch_size = batch_size
@@ -239,8 +241,7 @@ class LMPolicy:
         out = Path(path)
         self.model.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
-        save_prompt_settings(out, max_history=self.max_history, list_actions=self.list_actions,
-                             max_observation_chars=self.max_observation_chars, few_shot=self.few_shot)
+        save_prompt_settings(out, **self.prompt_settings())
         return out
 
     @property
@@ -276,7 +277,14 @@ class LMPolicy:
 
     def _render(self, ctx: Context, max_observation_chars: int | None) -> str:
         return render_prompt(ctx, self.tokenizer, max_history=self.max_history, list_actions=self.list_actions,
-                             max_observation_chars=max_observation_chars, few_shot=self.few_shot)
+                             max_observation_chars=max_observation_chars, few_shot=self.few_shot,
+                             list_titles=self.list_titles)
+
+    def prompt_settings(self) -> dict[str, Any]:
+        """How this policy renders prompts (`save_prompt_settings`' keywords)."""
+        return {"max_history": self.max_history, "list_actions": self.list_actions,
+                "max_observation_chars": self.max_observation_chars, "few_shot": self.few_shot,
+                "list_titles": self.list_titles}
 
     def encode_prompts(self, prompts: Sequence[str]) -> list[list[int]]:
         """Token ids of prompts (`<bos>` added by a plain tokenizer; chat templates carry their own)."""
