@@ -62,7 +62,7 @@ def train_and_register(config: RecoveryConfig, records: list[LabeledSnapshot], s
                        run_id: str, tmp: Path) -> None:
     """Export the expert continuations, train the recovery adapter into `adapter`, log and register it."""
     base = LMPolicy.from_pretrained(base_model, device="cpu")  # renders prompts as the model was trained
-    examples, counts = export_recovery(records, shop, config, render=base.prompt)
+    examples, counts = export_recovery(records, shop, config, render=base.prompt, complete=base.completion)
     write_jsonl(tmp / "recovery_trajectories.jsonl", examples)
     mlflow.log_artifact(str(tmp / "recovery_trajectories.jsonl"))
     metrics = train_lora(base_model, [(e.prompt, e.completion) for e in examples], adapter, config.sft_settings(),

@@ -62,7 +62,6 @@ from teachable.executor import Executor, PolicySpec
 from teachable.features import compute_features, feature_fingerprint
 from teachable.policy.lm import LMPolicy
 from teachable.predictor import FeatureSetError
-from teachable.prompting import completion_text
 from teachable.records import LabeledSnapshot
 from teachable.reporting.selection import frontier_figure, gain_vs_k_figure
 from teachable.rollouts import episode_executor
@@ -157,7 +156,7 @@ def train_cell(cell: tuple[str, int, int | None], selected: list[LabeledSnapshot
     name = cell_name(method, k, seed)
     tags = {"method": method, "K": str(k), "seed": "" if seed is None else str(seed), PHASE_TAG: "select_cell"}
     with mlflow.start_run(run_name=name, nested=True, tags=tags):
-        examples = [(base.prompt(ctx), completion_text(action)) for ctx, action in
+        examples = [(base.prompt(ctx), base.completion(ctx, action)) for ctx, action in
                     (supervision_pair(r, f) for r, f in selection_examples(selected))]
         adapter = folder / "adapter"
         metrics = train_lora(base_model, examples, adapter, config.sft_settings(), device=config.device or None)

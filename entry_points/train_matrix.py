@@ -33,7 +33,6 @@ from entry_points.common import (
 from entry_points.workfiles import model_identity, open_work
 from teachable.evaluation import record_adapter_base
 from teachable.policy.lm import LMPolicy
-from teachable.prompting import completion_text
 from teachable.records import LabeledSnapshot
 from teachable.supervision.examples import supervision_pair
 from teachable.training.matrix import EmptyCellError, MatrixConfig, cell_examples, cell_parts
@@ -67,7 +66,7 @@ def train_cell(cell: str, records: list[LabeledSnapshot], base: LMPolicy, base_m
             log.error("%s", e)
             return {"status": "failed", "error": str(e), "run_id": child.info.run_id}
         mlflow.set_tags({"n_examples": str(info["n_examples"]), "with_replacement": str(info["with_replacement"])})
-        examples = [(base.prompt(ctx), completion_text(action)) for ctx, action in
+        examples = [(base.prompt(ctx), base.completion(ctx, action)) for ctx, action in
                     (supervision_pair(r, f) for r, f in pairs)]
         adapter = folder / "adapter"
         metrics = train_lora(base_model, examples, adapter, settings_of(config), report_to="mlflow", run_name=cell,

@@ -5,11 +5,14 @@ its recent actions, the valid click actions, whether the page asks for a search 
 optional *patch* (a teaching text shown at this step, used by the CPT labels and the DEMO /
 CONTRAST / HINT supervision). `render_prompt` renders it for plain causal LMs; with a chat
 tokenizer it wraps the same body in the tokenizer's chat template. The completion a model is
-trained on or scored for is always ` <action>` (a leading space, then e.g. `click[buy now]`).
+trained on or scored for is always ` <action>` (a leading space, then e.g. `click[buy now]`);
+a student prompted with `alias_products` names a results page's products by their place
+(`click[#3]`, see `product_aliases`), in its prompt and in that completion alike.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -124,6 +127,36 @@ def student_actions(ctx: Context, list_titles: bool = False) -> list[str]:
     return ([SEARCH_ACTION_TEXT] if ctx.has_search_bar else []) + [titled(a, titles) for a in ctx.valid_actions]
 
 
+def product_aliases(ctx: Context) -> dict[str, str]:
+    """The alias of each product a results page lists: `click[#k]` for the k-th, by its click.
+
+    A student prompted with aliases (`alias_products`) sees `#3` wherever the page, its action
+    list, its history or a teacher's text names the third product's id, and is scored on (and
+    trained to write) ` click[#3]` for it: it chooses a product by reading the titles and picks a
+    place on the page, and has no id to memorise (as reading-comprehension models are given
+    entities renumbered per document). Pages without products, and a page where an alias would
+    equal another clickable value, get no aliases.
+    """
+    products = list(product_titles(ctx))
+    aliases = {action: f"click[#{k}]" for k, action in enumerate(products, 1)}
+    taken = set(ctx.valid_actions) - set(products)
+    return {} if taken & set(aliases.values()) else aliases
+
+
+def action_text(ctx: Context, action: str, alias_products: bool = False) -> str:
+    """`action` as a student's prompt and completion write it (its alias with `alias_products`)."""
+    return product_aliases(ctx).get(action, action) if alias_products else action
+
+
+def _aliased(text: str, aliases: Mapping[str, str]) -> str:
+    """`text` with every product id of `aliases` (any case, a whole word) replaced by its alias."""
+    if not aliases:
+        return text
+    names = {a[len("click["):-1].lower(): alias[len("click["):-1] for a, alias in aliases.items()}
+    pattern = re.compile(r"(?<![\w#])(" + "|".join(map(re.escape, names)) + r")(?!\w)", re.IGNORECASE)
+    return pattern.sub(lambda m: names[m.group(1).lower()], text)
+
+
 def few_shot_text(examples: Sequence[tuple[str, Sequence[str]]]) -> str:
     """Finished expert episodes for the prompt: each task with the actions that solved it."""
     return "\n".join(["Examples of solved tasks:"] + [
@@ -132,19 +165,22 @@ def few_shot_text(examples: Sequence[tuple[str, Sequence[str]]]) -> str:
 
 def prompt_body(ctx: Context, max_history: int = DEFAULT_HISTORY, list_actions: bool = False,
                 max_observation_chars: int | None = None,
-                few_shot: Sequence[tuple[str, Sequence[str]]] = (), list_titles: bool = False) -> str:
+                few_shot: Sequence[tuple[str, Sequence[str]]] = (), list_titles: bool = False,
+                alias_products: bool = False) -> str:
     """The prompt text without the final `Action:` cue."""
+    aliases = product_aliases(ctx) if alias_products else {}
     recent = ctx.history[-max_history:] if max_history > 0 else ()
     lines = [few_shot_text(few_shot), ""] if few_shot else []
     lines += [
         f"Task: {ctx.instruction}",
-        f"Previous actions: {' | '.join(recent) if recent else 'none'}",
-        f"Observation: {clip_observation(ctx.observation, max_observation_chars)}",
+        f"Previous actions: {_aliased(' | '.join(recent), aliases) if recent else 'none'}",
+        f"Observation: {clip_observation(_aliased(ctx.observation, aliases), max_observation_chars)}",
     ]
     if list_actions:
-        lines.append(f"Available actions: {', '.join(student_actions(ctx, list_titles))}")
+        listed = student_actions(ctx, list_titles)
+        lines.append(f"Available actions: {_aliased(', '.join(listed), aliases)}")
     if ctx.patch:
-        lines.append(f"Teacher: {ctx.patch}")
+        lines.append(f"Teacher: {_aliased(ctx.patch, aliases)}")
     return "\n".join(lines)
 
 
@@ -156,6 +192,7 @@ def render_prompt(
     max_observation_chars: int | None = None,
     few_shot: Sequence[tuple[str, Sequence[str]]] = (),
     list_titles: bool = False,
+    alias_products: bool = False,
 ) -> str:
     """Render a context as the prompt a model continues with ` <action>`.
 
@@ -174,9 +211,12 @@ def render_prompt(
         max_observation_chars: cut longer observations (small models with short context).
         few_shot: solved expert episodes to show first, as (instruction, actions) pairs.
         list_titles: with `list_actions`, show each product click after its title.
+        alias_products: name the page's products by their place (`#1`, `#2`, ...) instead of
+            their ids (see `product_aliases`); the completion is then `action_text`'s.
     """
     body = prompt_body(ctx, max_history=max_history, list_actions=list_actions,
-                       max_observation_chars=max_observation_chars, few_shot=few_shot, list_titles=list_titles)
+                       max_observation_chars=max_observation_chars, few_shot=few_shot, list_titles=list_titles,
+                       alias_products=alias_products)
     if tokenizer is not None and getattr(tokenizer, "chat_template", None):
         messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": body}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + "Action:"

@@ -120,14 +120,22 @@ def expert_continuations(shop: Shop, snapshots: Sequence[LabeledSnapshot], *, ma
                         greedy=True, success_threshold=success_threshold)
 
 
+def plain_completion(ctx: Context, action: str) -> str:
+    """The completion of `action` for a student that names products by their ids."""
+    return completion_text(action)
+
+
 def recovery_examples(snapshots: Sequence[LabeledSnapshot], continuations: Sequence[Trajectory],
-                      render: Callable[[Context], str] = render_prompt) -> tuple[list[RecoveryExample], dict[str, int]]:
+                      render: Callable[[Context], str] = render_prompt,
+                      complete: Callable[[Context, str], str] = plain_completion
+                      ) -> tuple[list[RecoveryExample], dict[str, int]]:
     """Step-level prompt-completion pairs of the successful continuations.
 
     Args:
         snapshots: the snapshots the continuations start from.
         continuations: `expert_continuations(snapshots)`, in the same order.
         render: turns a context into the prompt (the student's `LMPolicy.prompt`).
+        complete: the completion of an action at a context (the student's `LMPolicy.completion`).
 
     Returns:
         The examples (each distinct prompt-completion pair once) and counts: n_snapshots,
@@ -147,7 +155,7 @@ def recovery_examples(snapshots: Sequence[LabeledSnapshot], continuations: Seque
                           history=tuple(history))
             history.append(step.action)
             steps += 1
-            pair = (render(ctx), completion_text(step.action))
+            pair = (render(ctx), complete(ctx, step.action))
             if step.invalid or pair in seen:
                 continue
             seen.add(pair)
@@ -159,7 +167,9 @@ def recovery_examples(snapshots: Sequence[LabeledSnapshot], continuations: Seque
 
 
 def export_recovery(records: Sequence[LabeledSnapshot], shop: Shop, config: RecoveryConfig,
-                    render: Callable[[Context], str] = render_prompt) -> tuple[list[RecoveryExample], dict[str, Any]]:
+                    render: Callable[[Context], str] = render_prompt,
+                    complete: Callable[[Context, str], str] = plain_completion
+                    ) -> tuple[list[RecoveryExample], dict[str, Any]]:
     """Select the high-L_upper snapshots, continue them with the expert and return the examples.
 
     Raises:
@@ -168,7 +178,7 @@ def export_recovery(records: Sequence[LabeledSnapshot], shop: Shop, config: Reco
     snapshots = recovery_snapshots(records, config.min_l_upper, config.max_snapshots, config.max_steps)
     continuations = expert_continuations(shop, snapshots, max_steps=config.max_steps, batch_size=config.batch_size,
                                          success_threshold=config.success_threshold)
-    examples, counts = recovery_examples(snapshots, continuations, render)
+    examples, counts = recovery_examples(snapshots, continuations, render, complete)
     if not examples:
         raise RecoveryError(f"the expert recovers from none of the {len(snapshots)} snapshots with L_upper >= "
                             f"{config.min_l_upper} within max_steps={config.max_steps}; raise max_steps or min_l_upper.")

@@ -33,7 +33,13 @@ import numpy as np
 from teachable.policy.base import RngLike, check_batch, rng_for
 from teachable.policy.expert import ExpertPolicy
 from teachable.policy.lm import LMPolicy
-from teachable.prompting import Context, completion_text, context_from_env, render_prompt
+from teachable.prompting import (
+    Context,
+    action_text,
+    completion_text,
+    context_from_env,
+    render_prompt,
+)
 from teachable.rollouts import (
     EpisodeSpec,
     derive_seed,
@@ -77,6 +83,7 @@ class StudentConfig:
     anonymize_products: bool = field(default=False, metadata={"help": "swap product ids in each demonstration for random ones, so the student reads the page instead of memorising which id answers which goal"})
     list_actions: bool = field(default=True, metadata={"help": "list the valid actions in the prompt (a small model copies one)"})
     list_titles: bool = field(default=True, metadata={"help": "in the action list, show each product click after its title (choosing a product reads its title, not a memorised id)"})
+    alias_products: bool = field(default=True, metadata={"help": "name the products of a results page by their place (#1, #2, ...) in the prompt and the actions instead of their ids, so the student cannot memorise ids (teachable.prompting.product_aliases)"})
     few_shot: int = field(default=2, metadata={"help": "solved expert episodes shown in the prompt of a pretrained base (0: none; the tiny model never gets any)"})
     max_observation_chars: int = field(default=1000, metadata={"help": "observations are cut to this many characters in the prompt"})
     eval_goals: int = field(default=64, metadata={"help": "held-out goals to measure the student (and the expert) on (0: none)"})
@@ -312,7 +319,8 @@ def _distinct(rng: np.random.Generator, n: int, k: int) -> list[int]:
 def build_student(config: StudentConfig, shop: Shop, pairs: Sequence[tuple[Context, str]]) -> LMPolicy:
     """The untrained student policy: a new tiny Llama (tokenizer trained on the prompts) or a loaded model."""
     settings = {"max_history": config.max_history, "max_observation_chars": config.max_observation_chars,
-                "list_actions": config.list_actions, "list_titles": config.list_titles}
+                "list_actions": config.list_actions, "list_titles": config.list_titles,
+                "alias_products": config.alias_products}
     if config.base_model != TINY:
         few_shot = few_shot_examples(shop, sample_goals(shop, "train", 4 * config.few_shot, config.seed + 1),
                                      config.few_shot, config.seed)
@@ -321,7 +329,8 @@ def build_student(config: StudentConfig, shop: Shop, pairs: Sequence[tuple[Conte
     from teachable.models import build_tiny_llama, resolve_device, train_bpe_tokenizer
 
     # a plain LM: the prompt needs no tokenizer, so the tokenizer can learn from the prompts
-    prompts = [render_prompt(ctx, None, **settings) + completion_text(action) for ctx, action in pairs]
+    prompts = [render_prompt(ctx, None, **settings) + completion_text(action_text(ctx, action, config.alias_products))
+               for ctx, action in pairs]
     # lower-cased text: a product id is the same token on the page (`B0XYZ`) and in its click
     # (`click[b0xyz]`), a title's words the same tokens as the instruction's
     tokenizer = train_bpe_tokenizer(tokenizer_texts(shop, prompts), vocab_size=config.vocab_size, lowercase=True)
@@ -426,7 +435,7 @@ def clone_expert(config: StudentConfig, policy: LMPolicy, pairs: Sequence[tuple[
     """
     from teachable.training.sft import fit
 
-    examples = [(policy.prompt(ctx), completion_text(action)) for ctx, action in pairs]
+    examples = [(policy.prompt(ctx), policy.completion(ctx, action)) for ctx, action in pairs]
     model, fitted = fit(policy.model, policy.tokenizer, examples, out / "trainer", sft_settings(config))
     trained = replace_model(policy, model)
     if config.base_model == TINY:

@@ -244,3 +244,25 @@ def test_forward_passes_are_cut_by_padding(model, tokenizer) -> None:
     assert policy._chunks([], []) == []
     with pytest.raises(ValueError, match="max_padding"):
         LMPolicy(model, tokenizer, max_padding=-1)
+
+
+def test_aliased_products_are_scored_by_their_place_batched_as_unbatched(model, tokenizer, tmp_path: Path) -> None:
+    policy = LMPolicy(model, tokenizer, batch_size=3, list_actions=True, list_titles=True, alias_products=True)
+    page = results_page(4, ("search[red yoga mat]",))
+    # the same page with other ids: the prompt is the same, the completions of its ids too
+    renamed = replace(page, observation=page.observation.replace("B0ITEM", "B0XTEM"),
+                      valid_actions=tuple(a.replace("b0item", "b0xtem") for a in page.valid_actions))
+    assert policy.prompt(page) == policy.prompt(renamed) and "b0item" not in policy.prompt(page).lower()
+    assert "#2 [SEP] Navy Blue Green Tea Bags" in policy.prompt(page)
+    assert policy.completion(page, "click[b0item0002]") == " click[#3]" == policy.completion(renamed, "click[b0xtem0002]")
+    assert policy.completion(page, "click[next >]") == " click[next >]"
+    contexts = [page, renamed, item_page(), page]
+    batched = policy.action_scores(contexts)
+    for ctx, scores in zip(contexts, batched, strict=True):
+        reference = policy.score_unbatched(ctx)
+        assert list(scores) == list(ctx.valid_actions)
+        assert all(math.isclose(scores[a], reference[a], abs_tol=1e-4) for a in scores)
+    assert [batched[0][a] for a in page.valid_actions] == [batched[1][a] for a in renamed.valid_actions]
+    policy.save_pretrained(tmp_path / "aliased")
+    loaded = LMPolicy.from_pretrained(str(tmp_path / "aliased"), device="cpu")
+    assert (loaded.alias_products, loaded.list_titles) == (True, True) and loaded.prompt(page) == policy.prompt(page)

@@ -105,3 +105,23 @@ def test_action_list_shows_product_titles_before_their_clicks() -> None:
     assert product_titles(item) == {}
     rendered = render_prompt(ctx, list_actions=True, list_titles=True)
     assert "Wool Socks: click[b0sock0001]\nAction:" in rendered
+
+
+def test_product_aliases_rename_ids_everywhere_the_student_reads_them() -> None:
+    from teachable.prompting import Context, action_text, product_aliases
+
+    ctx = Context(instruction="i need running shoes", observation=OBS + " [SEP] B0SOCK0001 [SEP] Socks [SEP] $5.0",
+                  valid_actions=("click[back to search]", "click[b0shoe0009]", "click[b0sock0001]"),
+                  history=("search[running shoes]", "click[b0sock0001]"),
+                  patch="The right move here is click[b0shoe0009].")
+    assert product_aliases(ctx) == {"click[b0shoe0009]": "click[#1]", "click[b0sock0001]": "click[#2]"}
+    assert action_text(ctx, "click[b0sock0001]", alias_products=True) == "click[#2]"
+    assert action_text(ctx, "click[b0sock0001]") == "click[b0sock0001]"
+    text = render_prompt(ctx, list_actions=True, list_titles=True, alias_products=True)
+    assert "b0shoe0009" not in text.lower() and "b0sock0001" not in text.lower()
+    assert "Previous actions: search[running shoes] | click[#2]" in text
+    assert "[SEP] #1 [SEP] Runner [SEP] $30.0" in text and "Runner: click[#1], Socks: click[#2]" in text
+    assert "Teacher: The right move here is click[#1]." in text
+    # an alias that another clickable already is: no aliases on that page
+    clash = Context(instruction="x", observation=OBS, valid_actions=("click[#1]", "click[b0shoe0009]"))
+    assert product_aliases(clash) == {}

@@ -1,7 +1,7 @@
 """`LMPolicy`: a Hugging Face causal LM (optionally with a LoRA adapter) as a WebShop policy.
 
 Clicks are chosen by scoring: the score of an action is the log-probability of its completion
-text (`completion_text(action)`, i.e. ` click[...]`) given the prompt, summed over its tokens,
+text (`LMPolicy.completion(ctx, action)`: ` click[...]`, a product by its alias under `alias_products`) given the prompt, summed over its tokens,
 and the distribution is the softmax of the scores over the page's valid clicks at the policy's
 temperature. Scoring is batched: one forward pass over the (deduplicated, left-padded) prompts of
 a chunk of contexts fills a KV cache, then one forward pass over every candidate completion of
@@ -36,13 +36,19 @@ import numpy as np
 import torch
 
 from teachable.policy.base import RngLike, check_batch, instruction_query, rng_for, sample_action
-from teachable.prompting import DEFAULT_HISTORY, Context, completion_text, render_prompt
+from teachable.prompting import (
+    DEFAULT_HISTORY,
+    Context,
+    action_text,
+    completion_text,
+    render_prompt,
+)
 
 logger = logging.getLogger(__name__)
 
 SETTINGS_FILE = "teachable_policy.json"
 SETTINGS_SCHEMA_VERSION = 1
-PROMPT_SETTINGS = ("max_history", "list_actions", "max_observation_chars", "few_shot", "list_titles")
+PROMPT_SETTINGS = ("max_history", "list_actions", "max_observation_chars", "few_shot", "list_titles", "alias_products")
 QUERY_PREFIX = "search["
 QUERY_RE = re.compile(r"search\[([^\]\n]*)")
 CANDIDATE_LAYOUTS = ("packed", "expand")
@@ -52,7 +58,8 @@ PROMPT_RESERVE_TOKENS = 64  # positions kept free after a prompt for the action 
 
 def save_prompt_settings(path: str | Path, *, max_history: int = DEFAULT_HISTORY, list_actions: bool = False,
                          max_observation_chars: int | None = None,
-                         few_shot: Sequence[tuple[str, Sequence[str]]] = (), list_titles: bool = False) -> Path:
+                         few_shot: Sequence[tuple[str, Sequence[str]]] = (), list_titles: bool = False,
+                         alias_products: bool = False) -> Path:
     """Write the prompt settings a model was trained with into `path/teachable_policy.json`.
 
     `LMPolicy.from_pretrained` reads them back, so a model is prompted the way it was trained.
@@ -65,7 +72,7 @@ def save_prompt_settings(path: str | Path, *, max_history: int = DEFAULT_HISTORY
     settings = {"schema_version": SETTINGS_SCHEMA_VERSION, "max_history": int(max_history),
                 "list_actions": bool(list_actions), "max_observation_chars": max_observation_chars,
                 "few_shot": [[instruction, list(actions)] for instruction, actions in few_shot],
-                "list_titles": bool(list_titles)}
+                "list_titles": bool(list_titles), "alias_products": bool(alias_products)}
     out.write_text(json.dumps(settings, indent=2) + "\n")
     return out
 
@@ -157,7 +164,7 @@ class LMPolicy:
                  max_observation_chars: int | None = None, max_query_tokens: int = 24,
                  batch_size: int = 16, candidate_layout: str = "packed", max_padding: float | None = None,
                  memoize: bool = True, few_shot: Sequence[tuple[str, Sequence[str]]] = (),
-                 query_attempts: int = 3, list_titles: bool = False) -> None:
+                 query_attempts: int = 3, list_titles: bool = False, alias_products: bool = False) -> None:
         if temperature < 0:
             raise ValueError(f"temperature={temperature} must be >= 0 (0 is greedy).")
         if max_padding is not None and max_padding < 0:
@@ -172,6 +179,7 @@ class LMPolicy:
         self.max_history = max_history
         self.list_actions = list_actions
         self.list_titles = list_titles
+        self.alias_products = alias_products
         self.max_observation_chars = max_observation_chars
         self.max_query_tokens = max_query_tokens
         self.batch_size = batch_size
@@ -278,13 +286,18 @@ class LMPolicy:
     def _render(self, ctx: Context, max_observation_chars: int | None) -> str:
         return render_prompt(ctx, self.tokenizer, max_history=self.max_history, list_actions=self.list_actions,
                              max_observation_chars=max_observation_chars, few_shot=self.few_shot,
-                             list_titles=self.list_titles)
+                             list_titles=self.list_titles, alias_products=self.alias_products)
+
+    def completion(self, ctx: Context, action: str) -> str:
+        """The completion this policy is scored for, and trained on, when it takes `action` at `ctx`
+        (` <action>`, with the product's alias in place of its id under `alias_products`)."""
+        return completion_text(action_text(ctx, action, self.alias_products))
 
     def prompt_settings(self) -> dict[str, Any]:
         """How this policy renders prompts (`save_prompt_settings`' keywords)."""
         return {"max_history": self.max_history, "list_actions": self.list_actions,
                 "max_observation_chars": self.max_observation_chars, "few_shot": self.few_shot,
-                "list_titles": self.list_titles}
+                "list_titles": self.list_titles, "alias_products": self.alias_products}
 
     def encode_prompts(self, prompts: Sequence[str]) -> list[list[int]]:
         """Token ids of prompts (`<bos>` added by a plain tokenizer; chat templates carry their own)."""
@@ -366,7 +379,9 @@ class LMPolicy:
             order of `valid_actions` (empty for a context without valid actions).
         """
         prompts = [self.prompt(ctx) for ctx in contexts]
-        keys = [_context_key(p, ctx.valid_actions) for p, ctx in zip(prompts, contexts, strict=True)]
+        # the key holds each action's completion: under aliases equal prompts may name other ids
+        keys = [_context_key(p, [f"{a}\t{self.completion(ctx, a)}" for a in ctx.valid_actions])
+                for p, ctx in zip(prompts, contexts, strict=True)]
         memo = self._memo if self._memo is not None else {}
         if self._memo is not None and len(memo) > self._memo_limit:
             memo.clear()
@@ -411,12 +426,14 @@ class LMPolicy:
         unique: dict[str, int] = {}
         prompt_row = [unique.setdefault(prompt, len(unique)) for prompt in prompts]
         ids_of_prompt = dict(zip(prompts, prompt_ids, strict=True))
-        row_actions: list[dict[str, None]] = [{} for _ in unique]
-        for row, ctx in zip(prompt_row, contexts, strict=True):
-            row_actions[row].update(dict.fromkeys(ctx.valid_actions))
-        cands = [(row, a) for row, actions in enumerate(row_actions) for a in actions]
-        actions = list(dict.fromkeys(a for _, a in cands))
-        ids_of = dict(zip(actions, self.encode_completions([completion_text(a) for a in actions]), strict=True))
+        # candidates are completions: contexts with one prompt share a row and score each text once
+        completion_of = [{a: self.completion(ctx, a) for a in ctx.valid_actions} for ctx in contexts]
+        row_texts: list[dict[str, None]] = [{} for _ in unique]
+        for row, texts in zip(prompt_row, completion_of, strict=True):
+            row_texts[row].update(dict.fromkeys(texts.values()))
+        cands = [(row, text) for row, texts in enumerate(row_texts) for text in texts]
+        texts = list(dict.fromkeys(text for _, text in cands))
+        ids_of = dict(zip(texts, self.encode_completions(texts), strict=True))
         comps = [ids_of[a] for _, a in cands]
         if any(not c for c in comps):
             raise ValueError("an action tokenized to no tokens; the tokenizer cannot score it.")
@@ -434,7 +451,8 @@ class LMPolicy:
                 for s in range(0, len(targets), HEAD_CHUNK_TOKENS)])
             scores = scores.index_add(0, cand_idx, token_lp)
         by_cand = dict(zip(cands, scores.tolist(), strict=True))
-        return [{a: by_cand[(row, a)] for a in ctx.valid_actions} for row, ctx in zip(prompt_row, contexts, strict=True)]
+        return [{a: by_cand[(row, text)] for a, text in texts.items()}
+                for row, texts in zip(prompt_row, completion_of, strict=True)]
 
     def _score_expanded(self, rows: torch.Tensor, comps: list[list[int]], cache: Any, prompt_mask: torch.Tensor,
                         prompt_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -499,7 +517,7 @@ class LMPolicy:
         out: dict[str, float] = {}
         with torch.inference_mode():
             for action in ctx.valid_actions:
-                comp = self.encode_completions([completion_text(action)])[0]
+                comp = self.encode_completions([self.completion(ctx, action)])[0]
                 ids = torch.tensor([prompt_ids + comp], dtype=torch.long, device=self.device)
                 logits = self.model(input_ids=ids, use_cache=False).logits[0].float()
                 lp = torch.log_softmax(logits[len(prompt_ids) - 1:-1], dim=-1)

@@ -30,7 +30,6 @@ from teachable.executor import Executor, ExecutorConfig, LocalExecutor, ShopSpec
 from teachable.label.quadrant import QUADRANTS
 from teachable.label.stats import paired_bootstrap_interval, spearman
 from teachable.policy.lm import LMPolicy
-from teachable.prompting import completion_text
 from teachable.records import LabeledSnapshot
 from teachable.rollouts import EpisodeSpec, derive_seed, run_episodes
 from teachable.supervision.examples import routed_format, supervision_pair
@@ -132,7 +131,7 @@ def micro_row(world: MicroWorld, record: LabeledSnapshot, config: MicroConfig) -
     ctx, action = supervision_pair(record, fmt)
     before = success_from(world.shop, world.base, record, config)
     with tempfile.TemporaryDirectory() as tmp:
-        micro_update(world.base_model, [(world.base.prompt(ctx), completion_text(action))], Path(tmp) / "adapter",
+        micro_update(world.base_model, [(world.base.prompt(ctx), world.base.completion(ctx, action))], Path(tmp) / "adapter",
                      steps=config.steps, settings=settings, device=device)
         adapted = LMPolicy.from_pretrained(world.base_model, adapter=str(Path(tmp) / "adapter"), device=device,
                                            temperature=config.temperature, **batch_settings(config))
