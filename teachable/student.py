@@ -83,6 +83,7 @@ class StudentConfig:
     anonymize_products: bool = field(default=False, metadata={"help": "swap product ids in each demonstration for random ones, so the student reads the page instead of memorising which id answers which goal"})
     list_actions: bool = field(default=True, metadata={"help": "list the valid actions in the prompt (a small model copies one)"})
     list_titles: bool = field(default=True, metadata={"help": "in the action list, show each product click after its title (choosing a product reads its title, not a memorised id)"})
+    copy_queries: bool = field(default=True, metadata={"help": "write search queries from the task's own words: tokens outside the instruction are masked while the query is written"})
     alias_products: bool = field(default=True, metadata={"help": "name the products of a results page by their place (#1, #2, ...) in the prompt and the actions instead of their ids, so the student cannot memorise ids (teachable.prompting.product_aliases)"})
     few_shot: int = field(default=2, metadata={"help": "solved expert episodes shown in the prompt of a pretrained base (0: none; the tiny model never gets any)"})
     max_observation_chars: int = field(default=1000, metadata={"help": "observations are cut to this many characters in the prompt"})
@@ -320,7 +321,7 @@ def build_student(config: StudentConfig, shop: Shop, pairs: Sequence[tuple[Conte
     """The untrained student policy: a new tiny Llama (tokenizer trained on the prompts) or a loaded model."""
     settings = {"max_history": config.max_history, "max_observation_chars": config.max_observation_chars,
                 "list_actions": config.list_actions, "list_titles": config.list_titles,
-                "alias_products": config.alias_products}
+                "alias_products": config.alias_products, "copy_queries": config.copy_queries}
     if config.base_model != TINY:
         few_shot = few_shot_examples(shop, sample_goals(shop, "train", 4 * config.few_shot, config.seed + 1),
                                      config.few_shot, config.seed)

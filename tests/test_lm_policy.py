@@ -190,6 +190,23 @@ def test_sampled_queries_are_reproducible_per_seed(model, tokenizer) -> None:
         pol.generate_queries(contexts, None, greedy=False)
 
 
+def test_copied_queries_use_only_the_instructions_words(model, tokenizer) -> None:
+    contexts = [search_page("i want green tea bags"), search_page("i need a white t-shirt, size m")]
+
+    def picked(copy: bool) -> list[list[str]]:
+        pol = LMPolicy(model, tokenizer, temperature=1.5, max_query_tokens=10, batch_size=2, copy_queries=copy)
+        seen: list[list[int]] = []
+        choose = pol._next_tokens
+        pol._next_tokens = lambda lp, rngs: seen.append(choose(lp, rngs)) or seen[-1]  # type: ignore[method-assign]
+        for seed in range(4):
+            pol.generate_queries(contexts, [np.random.default_rng(seed + i) for i in range(2)], greedy=False)
+        return [tokenizer.decode([t]).strip() for step in seen for t in step if t != tokenizer.eos_token_id]
+
+    instructions = " ".join(c.instruction for c in contexts)
+    assert all(piece in instructions or piece == "]" for piece in picked(copy=True))
+    assert any(piece not in instructions and piece != "]" for piece in picked(copy=False))  # a free model strays
+
+
 def test_query_parsing_and_fallback() -> None:
     assert parse_query(" red shoes ] trailing") == "red shoes"
     assert parse_query("blue\nmore") == "blue"
@@ -247,7 +264,8 @@ def test_forward_passes_are_cut_by_padding(model, tokenizer) -> None:
 
 
 def test_aliased_products_are_scored_by_their_place_batched_as_unbatched(model, tokenizer, tmp_path: Path) -> None:
-    policy = LMPolicy(model, tokenizer, batch_size=3, list_actions=True, list_titles=True, alias_products=True)
+    policy = LMPolicy(model, tokenizer, batch_size=3, list_actions=True, list_titles=True, alias_products=True,
+                      copy_queries=True)
     page = results_page(4, ("search[red yoga mat]",))
     # the same page with other ids: the prompt is the same, the completions of its ids too
     renamed = replace(page, observation=page.observation.replace("B0ITEM", "B0XTEM"),
@@ -265,4 +283,5 @@ def test_aliased_products_are_scored_by_their_place_batched_as_unbatched(model, 
     assert [batched[0][a] for a in page.valid_actions] == [batched[1][a] for a in renamed.valid_actions]
     policy.save_pretrained(tmp_path / "aliased")
     loaded = LMPolicy.from_pretrained(str(tmp_path / "aliased"), device="cpu")
-    assert (loaded.alias_products, loaded.list_titles) == (True, True) and loaded.prompt(page) == policy.prompt(page)
+    assert (loaded.alias_products, loaded.list_titles, loaded.copy_queries) == (True, True, True)
+    assert loaded.prompt(page) == policy.prompt(page)

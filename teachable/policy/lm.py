@@ -48,7 +48,8 @@ logger = logging.getLogger(__name__)
 
 SETTINGS_FILE = "teachable_policy.json"
 SETTINGS_SCHEMA_VERSION = 1
-PROMPT_SETTINGS = ("max_history", "list_actions", "max_observation_chars", "few_shot", "list_titles", "alias_products")
+PROMPT_SETTINGS = ("max_history", "list_actions", "max_observation_chars", "few_shot", "list_titles", "alias_products",
+                   "copy_queries")
 QUERY_PREFIX = "search["
 QUERY_RE = re.compile(r"search\[([^\]\n]*)")
 CANDIDATE_LAYOUTS = ("packed", "expand")
@@ -59,7 +60,7 @@ PROMPT_RESERVE_TOKENS = 64  # positions kept free after a prompt for the action 
 def save_prompt_settings(path: str | Path, *, max_history: int = DEFAULT_HISTORY, list_actions: bool = False,
                          max_observation_chars: int | None = None,
                          few_shot: Sequence[tuple[str, Sequence[str]]] = (), list_titles: bool = False,
-                         alias_products: bool = False) -> Path:
+                         alias_products: bool = False, copy_queries: bool = False) -> Path:
     """Write the prompt settings a model was trained with into `path/teachable_policy.json`.
 
     `LMPolicy.from_pretrained` reads them back, so a model is prompted the way it was trained.
@@ -72,7 +73,8 @@ def save_prompt_settings(path: str | Path, *, max_history: int = DEFAULT_HISTORY
     settings = {"schema_version": SETTINGS_SCHEMA_VERSION, "max_history": int(max_history),
                 "list_actions": bool(list_actions), "max_observation_chars": max_observation_chars,
                 "few_shot": [[instruction, list(actions)] for instruction, actions in few_shot],
-                "list_titles": bool(list_titles), "alias_products": bool(alias_products)}
+                "list_titles": bool(list_titles), "alias_products": bool(alias_products),
+                "copy_queries": bool(copy_queries)}
     out.write_text(json.dumps(settings, indent=2) + "\n")
     return out
 
@@ -164,7 +166,8 @@ class LMPolicy:
                  max_observation_chars: int | None = None, max_query_tokens: int = 24,
                  batch_size: int = 16, candidate_layout: str = "packed", max_padding: float | None = None,
                  memoize: bool = True, few_shot: Sequence[tuple[str, Sequence[str]]] = (),
-                 query_attempts: int = 3, list_titles: bool = False, alias_products: bool = False) -> None:
+                 query_attempts: int = 3, list_titles: bool = False, alias_products: bool = False,
+                 copy_queries: bool = False) -> None:
         if temperature < 0:
             raise ValueError(f"temperature={temperature} must be >= 0 (0 is greedy).")
         if max_padding is not None and max_padding < 0:
@@ -180,6 +183,7 @@ class LMPolicy:
         self.list_actions = list_actions
         self.list_titles = list_titles
         self.alias_products = alias_products
+        self.copy_queries = copy_queries
         self.max_observation_chars = max_observation_chars
         self.max_query_tokens = max_query_tokens
         self.batch_size = batch_size
@@ -297,7 +301,8 @@ class LMPolicy:
         """How this policy renders prompts (`save_prompt_settings`' keywords)."""
         return {"max_history": self.max_history, "list_actions": self.list_actions,
                 "max_observation_chars": self.max_observation_chars, "few_shot": self.few_shot,
-                "list_titles": self.list_titles, "alias_products": self.alias_products}
+                "list_titles": self.list_titles, "alias_products": self.alias_products,
+                "copy_queries": self.copy_queries}
 
     def encode_prompts(self, prompts: Sequence[str]) -> list[list[int]]:
         """Token ids of prompts (`<bos>` added by a plain tokenizer; chat templates carry their own)."""
@@ -639,6 +644,18 @@ class LMPolicy:
                 queries[i] = instruction_query(contexts[i].instruction)
         return [f"{QUERY_PREFIX}{query}]" for query in queries]
 
+    def _query_vocabulary(self, contexts: Sequence[Context], vocab: int) -> torch.Tensor:
+        """Per context, the tokens a copied query may use (`copy_queries`): the instruction's, each
+        of its words' as the query's first word (no space before it), `]` and end-of-sequence."""
+        allowed = torch.zeros((len(contexts), vocab), dtype=torch.bool)
+        closing = {t for ids in self.encode_completions(["]", " ]"]) for t in ids}
+        closing |= {self._eos_id} if self._eos_id is not None else set()
+        for row, ctx in enumerate(contexts):
+            words = ctx.instruction.split()
+            ids = {t for piece in self.encode_completions([ctx.instruction, *words]) for t in piece} | closing
+            allowed[row, [t for t in ids if t < vocab]] = True
+        return allowed.to(self.device)
+
     def _next_tokens(self, log_probs: torch.Tensor, rngs: list[np.random.Generator] | None) -> list[int]:
         if rngs is None:
             return log_probs.argmax(-1).tolist()
@@ -658,10 +675,13 @@ class LMPolicy:
         prefix = self.encode_completions([completion_text(QUERY_PREFIX)])[0]
         sequences = [p + prefix for p in self.encode_prompts([self.prompt(c) for c in contexts])]
         cache, log_probs, mask, positions = self._prefill(sequences)
+        allowed = self._query_vocabulary(contexts, log_probs.shape[-1]) if self.copy_queries else None
         generated: list[list[int]] = [[] for _ in contexts]
         texts = [""] * len(contexts)
         active = list(range(len(contexts)))  # rows of the batch still writing, in cache order
         for step in range(self.max_query_tokens):
+            if allowed is not None:
+                log_probs = log_probs.masked_fill(~allowed[active], -math.inf)
             tokens = self._next_tokens(log_probs, None if rngs is None else [rngs[r] for r in active])
             keep = []
             for k, (row, token) in enumerate(zip(active, tokens, strict=True)):
