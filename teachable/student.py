@@ -67,7 +67,7 @@ class StudentConfig:
     noise: float = field(default=0.3, metadata={"help": "probability of a random action in the demonstrations (labels stay the demonstrator's)"})
     synthetic_goals: int = field(default=0, metadata={"help": "also demonstrate this many synthetic goals (from the catalogue's attributes) with the same noise"})
     search_goals: int = field(default=3000, metadata={"help": "extra start-page search examples: the expert's query for train goals, then synthetic goals, then instructions made from product titles"})
-    epochs: float = field(default=8.0, metadata={"help": "passes over the demonstrations (0: use the base model as it is)"})
+    epochs: float = field(default=5.0, metadata={"help": "passes over the demonstrations (0: use the base model as it is)"})
     train_steps: int = field(default=-1, metadata={"help": "optimiser steps (overrides epochs when > 0)"})
     learning_rate: float = field(default=3e-3, metadata={"help": "learning rate of the tiny model (linear warm-up and decay)"})
     batch_size: int = field(default=16, metadata={"help": "demonstrations per optimiser step"})
@@ -86,7 +86,7 @@ class StudentConfig:
     copy_queries: bool = field(default=True, metadata={"help": "write search queries from the task's own words: tokens outside the instruction are masked while the query is written"})
     alias_products: bool = field(default=True, metadata={"help": "name the products of a results page by their place (#1, #2, ...) in the prompt and the actions instead of their ids, so the student cannot memorise ids (teachable.prompting.product_aliases)"})
     few_shot: int = field(default=2, metadata={"help": "solved expert episodes shown in the prompt of a pretrained base (0: none; the tiny model never gets any)"})
-    max_observation_chars: int = field(default=1000, metadata={"help": "observations are cut to this many characters in the prompt"})
+    max_observation_chars: int = field(default=600, metadata={"help": "observations are cut to this many characters in the prompt (the action list carries the titles)"})
     eval_goals: int = field(default=64, metadata={"help": "held-out goals to measure the student (and the expert) on (0: none)"})
     eval_split: str = field(default="dev", metadata={"help": "split of the held-out goals: dev (default; test stays for the evaluation phase) or test"})
     max_steps: int = field(default=15, metadata={"help": "actions per episode"})
@@ -330,7 +330,8 @@ def build_student(config: StudentConfig, shop: Shop, pairs: Sequence[tuple[Conte
     from teachable.models import build_tiny_llama, resolve_device, train_bpe_tokenizer
 
     # a plain LM: the prompt needs no tokenizer, so the tokenizer can learn from the prompts
-    prompts = [render_prompt(ctx, None, **settings) + completion_text(action_text(ctx, action, config.alias_products))
+    rendering = {k: v for k, v in settings.items() if k != "copy_queries"}  # a decoding setting, not the prompt's
+    prompts = [render_prompt(ctx, None, **rendering) + completion_text(action_text(ctx, action, config.alias_products))
                for ctx, action in pairs]
     # lower-cased text: a product id is the same token on the page (`B0XYZ`) and in its click
     # (`click[b0xyz]`), a title's words the same tokens as the instruction's
