@@ -41,6 +41,7 @@ from teachable.prompting import (
     Context,
     action_text,
     completion_text,
+    product_aliases,
     render_prompt,
 )
 
@@ -297,6 +298,11 @@ class LMPolicy:
         (` <action>`, with the product's alias in place of its id under `alias_products`)."""
         return completion_text(action_text(ctx, action, self.alias_products))
 
+    def completions(self, ctx: Context) -> dict[str, str]:
+        """`completion(ctx, a)` of every valid action of `ctx` (the page's aliases found once)."""
+        aliases = product_aliases(ctx) if self.alias_products else {}
+        return {a: completion_text(aliases.get(a, a)) for a in ctx.valid_actions}
+
     def prompt_settings(self) -> dict[str, Any]:
         """How this policy renders prompts (`save_prompt_settings`' keywords)."""
         return {"max_history": self.max_history, "list_actions": self.list_actions,
@@ -385,8 +391,9 @@ class LMPolicy:
         """
         prompts = [self.prompt(ctx) for ctx in contexts]
         # the key holds each action's completion: under aliases equal prompts may name other ids
-        keys = [_context_key(p, [f"{a}\t{self.completion(ctx, a)}" for a in ctx.valid_actions])
-                for p, ctx in zip(prompts, contexts, strict=True)]
+        completion_of = [self.completions(ctx) for ctx in contexts]
+        keys = [_context_key(p, [f"{a}\t{text}" for a, text in texts.items()])
+                for p, texts in zip(prompts, completion_of, strict=True)]
         memo = self._memo if self._memo is not None else {}
         if self._memo is not None and len(memo) > self._memo_limit:
             memo.clear()
@@ -403,7 +410,7 @@ class LMPolicy:
         self.score_stats["scored"] += len(order)
         with torch.inference_mode():
             for chunk in self._chunks(order, [len(ids[i]) for i in order]):
-                scores = self._score_chunk([contexts[i] for i in chunk], [prompts[i] for i in chunk],
+                scores = self._score_chunk([completion_of[i] for i in chunk], [prompts[i] for i in chunk],
                                            [ids[i] for i in chunk])
                 for i, score in zip(chunk, scores, strict=True):
                     memo[keys[i]] = score
@@ -424,21 +431,22 @@ class LMPolicy:
             real += n
         return chunks + [chunk] if chunk else chunks
 
-    def _score_chunk(self, contexts: Sequence[Context], prompts: Sequence[str],
+    def _score_chunk(self, completion_of: Sequence[dict[str, str]], prompts: Sequence[str],
                      prompt_ids: Sequence[list[int]]) -> list[dict[str, float]]:
-        if not any(ctx.valid_actions for ctx in contexts):
-            return [{} for _ in contexts]
+        """Scores of each context's actions; `completion_of[i]` maps context i's valid actions to
+        their completions (`completions`)."""
+        if not any(completion_of):
+            return [{} for _ in completion_of]
         unique: dict[str, int] = {}
         prompt_row = [unique.setdefault(prompt, len(unique)) for prompt in prompts]
         ids_of_prompt = dict(zip(prompts, prompt_ids, strict=True))
         # candidates are completions: contexts with one prompt share a row and score each text once
-        completion_of = [{a: self.completion(ctx, a) for a in ctx.valid_actions} for ctx in contexts]
         row_texts: list[dict[str, None]] = [{} for _ in unique]
         for row, texts in zip(prompt_row, completion_of, strict=True):
             row_texts[row].update(dict.fromkeys(texts.values()))
         cands = [(row, text) for row, texts in enumerate(row_texts) for text in texts]
-        texts = list(dict.fromkeys(text for _, text in cands))
-        ids_of = dict(zip(texts, self.encode_completions(texts), strict=True))
+        distinct = list(dict.fromkeys(text for _, text in cands))
+        ids_of = dict(zip(distinct, self.encode_completions(distinct), strict=True))
         comps = [ids_of[a] for _, a in cands]
         if any(not c for c in comps):
             raise ValueError("an action tokenized to no tokens; the tokenizer cannot score it.")
