@@ -86,9 +86,9 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 4096,
         texts: training texts (iterated once).
         vocab_size: the target vocabulary size, special tokens and the 256 bytes included.
         min_frequency: the least count a pair needs to be merged.
-        lowercase: lower-case every text before it is split (a normaliser of the tokenizer), so a
-            word is one token whatever its case: `B0XYZ` on a page and `click[b0xyz]`, `Dog` in a
-            title and `dog` in an instruction.
+        lowercase: lower-case every text before it is split and put a space after every `[` (a
+            normaliser of the tokenizer), so a word is one token wherever it stands: `Dog` in a
+            title and `dog` in a task, `salmon` in `click[salmon]` and in "in salmon flavor".
 
     Returns:
         A fast tokenizer with `pad_token`, `bos_token`, `eos_token` and `unk_token` set.
@@ -110,7 +110,9 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 4096,
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     if lowercase:
-        tok.normalizer = normalizers.Lowercase()
+        # and a space after every `[`: the value of `click[salmon]` is then the token ` salmon`
+        # of the task's "in salmon flavor", a query's first word the task's word
+        tok.normalizer = normalizers.Sequence([normalizers.Lowercase(), normalizers.Replace("[", "[ ")])
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,

@@ -654,13 +654,15 @@ class LMPolicy:
 
     def _query_vocabulary(self, contexts: Sequence[Context], vocab: int) -> torch.Tensor:
         """Per context, the tokens a copied query may use (`copy_queries`): the instruction's, each
-        of its words' as the query's first word (no space before it), `]` and end-of-sequence."""
+        of its words' with and without a space before it (the query's first word), `]` and
+        end-of-sequence."""
         allowed = torch.zeros((len(contexts), vocab), dtype=torch.bool)
         closing = {t for ids in self.encode_completions(["]", " ]"]) for t in ids}
         closing |= {self._eos_id} if self._eos_id is not None else set()
         for row, ctx in enumerate(contexts):
             words = ctx.instruction.split()
-            ids = {t for piece in self.encode_completions([ctx.instruction, *words]) for t in piece} | closing
+            pieces = [ctx.instruction, *words, *(" " + w for w in words)]
+            ids = {t for piece in self.encode_completions(pieces) for t in piece} | closing
             allowed[row, [t for t in ids if t < vocab]] = True
         return allowed.to(self.device)
 
