@@ -118,16 +118,16 @@ def titled(action: str, titles: Mapping[str, str], max_words: int = TITLE_WORDS)
     return f"{' '.join(words[:max_words])}{' ...' if len(words) > max_words else ''}: {action}"
 
 
-def student_actions(ctx: Context, list_titles: bool = False) -> list[str]:
+def student_actions(ctx: Context, list_titles: bool = False, titles: Mapping[str, str] | None = None) -> list[str]:
     """The actions a context allows, as the student's prompt lists them: the search as words (the
     policy writes the query after a forced `search[`), then the valid clicks; with `list_titles`,
     each product click comes after its title (`<title>: click[<id>]`), so choosing a product reads
     the title right before the id the model copies."""
-    titles = product_titles(ctx) if list_titles else {}
+    titles = (product_titles(ctx) if titles is None else titles) if list_titles else {}
     return ([SEARCH_ACTION_TEXT] if ctx.has_search_bar else []) + [titled(a, titles) for a in ctx.valid_actions]
 
 
-def product_aliases(ctx: Context) -> dict[str, str]:
+def product_aliases(ctx: Context, titles: Mapping[str, str] | None = None) -> dict[str, str]:
     """The alias of each product a results page lists: `click[#k]` for the k-th, by its click.
 
     A student prompted with aliases (`alias_products`) sees `#3` wherever the page, its action
@@ -135,9 +135,10 @@ def product_aliases(ctx: Context) -> dict[str, str]:
     trained to write) ` click[#3]` for it: it chooses a product by reading the titles and picks a
     place on the page, and has no id to memorise (as reading-comprehension models are given
     entities renumbered per document). Pages without products, and a page where an alias would
-    equal another clickable value, get no aliases.
+    equal another clickable value, get no aliases. `titles`: the page's `product_titles`, when
+    already found.
     """
-    products = list(product_titles(ctx))
+    products = list(product_titles(ctx) if titles is None else titles)
     aliases = {action: f"click[#{k}]" for k, action in enumerate(products, 1)}
     taken = set(ctx.valid_actions) - set(products)
     return {} if taken & set(aliases.values()) else aliases
@@ -168,7 +169,8 @@ def prompt_body(ctx: Context, max_history: int = DEFAULT_HISTORY, list_actions: 
                 few_shot: Sequence[tuple[str, Sequence[str]]] = (), list_titles: bool = False,
                 alias_products: bool = False) -> str:
     """The prompt text without the final `Action:` cue."""
-    aliases = product_aliases(ctx) if alias_products else {}
+    titles = product_titles(ctx) if alias_products or list_titles else {}  # the page's products, parsed once
+    aliases = product_aliases(ctx, titles) if alias_products else {}
     recent = ctx.history[-max_history:] if max_history > 0 else ()
     lines = [few_shot_text(few_shot), ""] if few_shot else []
     lines += [
@@ -177,7 +179,7 @@ def prompt_body(ctx: Context, max_history: int = DEFAULT_HISTORY, list_actions: 
         f"Observation: {clip_observation(_aliased(ctx.observation, aliases), max_observation_chars)}",
     ]
     if list_actions:
-        listed = student_actions(ctx, list_titles)
+        listed = student_actions(ctx, list_titles, titles)
         lines.append(f"Available actions: {_aliased(', '.join(listed), aliases)}")
     if ctx.patch:
         lines.append(f"Teacher: {_aliased(ctx.patch, aliases)}")
