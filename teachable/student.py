@@ -323,8 +323,9 @@ def build_student(config: StudentConfig, shop: Shop, pairs: Sequence[tuple[Conte
                 "list_actions": config.list_actions, "list_titles": config.list_titles,
                 "alias_products": config.alias_products, "copy_queries": config.copy_queries}
     if config.base_model != TINY:
-        few_shot = few_shot_examples(shop, sample_goals(shop, "train", 4 * config.few_shot, config.seed + 1),
-                                     config.few_shot, config.seed)
+        few_shot = few_shot_examples(shop, sample_goals(shop, "train", 8 * config.few_shot, config.seed + 1),
+                                     config.few_shot, config.seed, by=config.demonstrator,
+                                     alias_products=config.alias_products)
         return LMPolicy.from_pretrained(config.base_model, device=config.device or None, **config.loading(),
                                         few_shot=few_shot, **settings)
     from teachable.models import build_tiny_llama, resolve_device, train_bpe_tokenizer
@@ -352,15 +353,19 @@ def build_student(config: StudentConfig, shop: Shop, pairs: Sequence[tuple[Conte
     return LMPolicy(model, tokenizer, **settings)
 
 
-def few_shot_examples(shop: Shop, goal_indices: Sequence[int], n: int, seed: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """`n` solved expert episodes on the first of `goal_indices` (train goals), as (instruction,
-    actions) pairs for a chat model's prompt (`few_shot`)."""
+def few_shot_examples(shop: Shop, goal_indices: Sequence[int], n: int, seed: int, by: str = "expert",
+                      alias_products: bool = False) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`n` episodes the demonstrator `by` solved on the first of `goal_indices` (train goals), as
+    (instruction, actions) pairs for a chat model's prompt (`few_shot`). Each action is written as
+    the student writes it: a product click as its alias on its page with `alias_products`."""
     if n <= 0:
         return ()
-    trajs = run_episodes(shop, ExpertPolicy(shop), goal_specs(list(goal_indices)[:4 * n], seed=seed, split="train"),
+    trajs = run_episodes(shop, demonstrator(by, shop), goal_specs(list(goal_indices)[:8 * n], seed=seed, split="train"),
                          greedy=True)
     solved = [t for t in trajs if t.success][:n]
-    return tuple((t.goal["instruction_text"], tuple(step.action for step in t.steps)) for t in solved)
+    return tuple((t.goal["instruction_text"],
+                  tuple(action_text(step_context(t, i), s.action, alias_products) for i, s in enumerate(t.steps)))
+                 for t in solved)
 
 
 def sft_settings(config: StudentConfig) -> Any:

@@ -24,7 +24,7 @@ from teachable.models import (
 )
 from teachable.policy.lm import LMPolicy, is_placeholder, load_prompt_settings
 from teachable.prompting import Context, render_prompt
-from teachable.student import StudentConfig, train_student
+from teachable.student import StudentConfig, few_shot_examples, train_student
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,6 +109,18 @@ def test_chat_prompt_has_no_placeholder_and_few_shot_examples(chat_models, small
     assert "Examples of solved tasks:\nTask: i need red shoes\nActions: search[i need red shoes] | click[b0shoe0001]" in text
     assert "<query>" not in text and "search[" not in text.split("Examples of solved tasks:")[0]
     assert "Available actions: search (write the words to look for)" in text
+
+
+def test_few_shot_examples_are_written_as_the_student_writes_actions(small_shop) -> None:
+    shots = few_shot_examples(small_shop, list(small_shop.split_goal_indices("train"))[:40], 2, seed=0, by="reader",
+                              alias_products=True)
+    assert len(shots) == 2
+    asins = {p["asin"].lower() for p in small_shop.catalog.products}
+    for _, actions in shots:
+        clicks = [a[len("click["):-1] for a in actions if a.startswith("click[")]
+        assert actions[0].startswith("search[") and actions[-1] == "click[buy now]"
+        assert any(c.startswith("#") for c in clicks)  # the product, by its place on the results page
+        assert not any(c.lower() in asins for c in clicks)  # never an id the prompt does not show
 
 
 @pytest.mark.parametrize("query,bad", [("", True), ("<query>", True), ("  <your query here> ", True), ("...", True),
