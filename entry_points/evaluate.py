@@ -31,10 +31,12 @@ from entry_points.common import (
     label_run_student,
     log_metrics,
     parse_config,
+    read_records,
     resolve_upstream,
     run_cli,
     start_phase,
 )
+from entry_points.datasets import EVALUATION
 from teachable.evaluation import (
     EvaluateConfig,
     build_eval_sets,
@@ -108,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     with start_phase(PHASE, config):
         base_model, label_ref, cells = single_adapter(config) if config.adapter else adapters_of_matrix(config)
         label_up = resolve_upstream("label", label_ref, "label_run")
-        labeled = read_jsonl(download_artifact(label_up.run_id, "labeled_snapshots.jsonl", "label_run"), LabeledSnapshot)
+        labeled = read_jsonl(read_records(label_up.run_id, "labeled_snapshots.jsonl", "label_run", EVALUATION),
+                             LabeledSnapshot)
         if not Path(base_model).exists() and base_model != "smollm2":
             base_model = label_run_student(label_up.run_id)  # the recorded path was a temporary download
         rollouts = label_run_rollouts(label_up.run_id)
@@ -148,6 +151,7 @@ def log_results(summary: list[dict], gains: list[dict], cells: dict[str, dict]) 
             client.log_metric(run_id, f"eval_{r['set']}_score", r["mean_score"])
     for g in gains:
         metrics[f"{g['set']}_success_gain/{g['model']}"] = g["success_gain"]
+        metrics[f"{g['set']}_success_gain_mde/{g['model']}"] = g["success_gain_mde"]
         run_id = cells.get(g["model"], {}).get("run_id")
         if run_id and g["success_gain"] == g["success_gain"]:
             client.log_metric(run_id, f"eval_{g['set']}_success_gain", g["success_gain"])

@@ -33,7 +33,7 @@ import pandas as pd
 from teachable.executor import Executor, ExecutorConfig, PolicySpec
 from teachable.label.labeling import select_snapshots
 from teachable.label.quadrant import QUADRANTS
-from teachable.label.stats import bootstrap_interval, paired_bootstrap_interval
+from teachable.label.stats import MDE_POWER, bootstrap_interval, paired_bootstrap_interval, paired_mde
 from teachable.policy.base import Policy
 from teachable.records import LabeledSnapshot, Trajectory
 from teachable.rollouts import EpisodeSpec, derive_seed, play_episodes, run_episodes, sample_goals
@@ -281,7 +281,11 @@ def gains_vs_base(summary: Sequence[dict[str, Any]], base_name: str, *, rows: Se
         config: `n_boot`, `confidence` and `seed` of the intervals (defaults: `EvalConfig()`'s).
 
     Returns:
-        Rows with model, set, n_paired, success_gain (+ _low, _high) and score_gain (+ _low, _high).
+        Rows with model, set, n_paired, success_gain (+ _low, _high, _mde) and score_gain (+ _low,
+        _high, _mde): `_mde` is the minimum detectable effect of the paired comparison on these
+        items at level `mde_alpha` (1 - `confidence`) and power `mde_power`
+        (`teachable.label.stats.paired_mde`), so a gain the interval does not find can be told
+        apart as "no effect" or "no power".
 
     Raises:
         ValueError: `base_name` is not in the summary.
@@ -303,16 +307,19 @@ def gains_vs_base(summary: Sequence[dict[str, Any]], base_name: str, *, rows: Se
         if rows and set(mine) != set(theirs):
             log.warning("%s and %s played different %s items; the gain pairs the %d they share.",
                         r["model"], base_name, name, len(common))
-        gain: dict[str, Any] = {"model": r["model"], "set": name, "n_paired": len(common)}
+        gain: dict[str, Any] = {"model": r["model"], "set": name, "n_paired": len(common),
+                                "mde_alpha": 1.0 - config.confidence, "mde_power": MDE_POWER}
         for metric, label in (("success", "success_rate"), ("score", "mean_score")):
             if common:
                 x = [mine[i][metric] for i in common]
                 y = [theirs[i][metric] for i in common]
                 est, low, high = paired_bootstrap_interval(x, y, mean_diff, n_boot=config.n_boot,
                                                            confidence=config.confidence, seed=config.seed)
+                mde = paired_mde(x, y, alpha=1.0 - config.confidence, power=MDE_POWER)
             else:
-                est, low, high = r[label] - base[name][label], math.nan, math.nan
-            gain.update({f"{metric}_gain": est, f"{metric}_gain_low": low, f"{metric}_gain_high": high})
+                est, low, high, mde = r[label] - base[name][label], math.nan, math.nan, math.nan
+            gain.update({f"{metric}_gain": est, f"{metric}_gain_low": low, f"{metric}_gain_high": high,
+                         f"{metric}_gain_mde": mde})
         out.append(gain)
     return out
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from teachable.evaluation import EvalConfig, item_means, mean_diff
 from teachable.features import FeatureConfig
-from teachable.label.stats import paired_bootstrap_interval
+from teachable.label.stats import MDE_POWER, paired_bootstrap_interval, paired_mde
 from teachable.predictor.metrics import top_k
 from teachable.predictor.split import trajectory_split
 from teachable.records import LabeledSnapshot
@@ -55,7 +55,7 @@ COMPARISONS: tuple[tuple[str, str], ...] = (("predictor", "random"), ("predictor
                                             ("oracle", "random"), ("oracle", "predictor"))
 EVAL_SETS: tuple[str, ...] = ("failures", "retention", "heldout")
 COMPARISON_COLUMNS: tuple[str, ...] = ("K", "method", "versus", "set", "n_items", "success_diff", "success_diff_low",
-                                       "success_diff_high")
+                                       "success_diff_high", "success_diff_mde", "mde_alpha", "mde_power")
 
 
 class BudgetError(ValueError):
@@ -226,7 +226,9 @@ def method_comparisons(rows: Sequence[dict[str, Any]], cells: Sequence[tuple[str
                        config: EvalConfig) -> list[dict[str, Any]]:
     """H7 head to head: at each budget K, each pair of `COMPARISONS` that both ran, and each
     evaluation set, the difference in item-level success (method minus versus) with a paired
-    bootstrap interval over the items both played (`config.n_boot`, `confidence`, `seed`).
+    bootstrap interval over the items both played (`config.n_boot`, `confidence`, `seed`) and
+    the minimum detectable difference on those items (`success_diff_mde`, at level `mde_alpha` =
+    1 - `confidence` and power `mde_power`).
 
     Args:
         rows: the per-episode evaluation rows of the cells (`model` is the cell's name).
@@ -252,11 +254,13 @@ def method_comparisons(rows: Sequence[dict[str, Any]], cells: Sequence[tuple[str
                 common = sorted(set(mine) & set(theirs))
                 if not common:
                     continue
-                est, low, high = paired_bootstrap_interval(
-                    [mine[i] for i in common], [theirs[i] for i in common], mean_diff, n_boot=config.n_boot,
-                    confidence=config.confidence, seed=config.seed)
-                out.append(dict(zip(COMPARISON_COLUMNS, (k, method, versus, set_name, len(common), est, low, high),
-                                    strict=True)))
+                x, y = [mine[i] for i in common], [theirs[i] for i in common]
+                est, low, high = paired_bootstrap_interval(x, y, mean_diff, n_boot=config.n_boot,
+                                                           confidence=config.confidence, seed=config.seed)
+                alpha = 1.0 - config.confidence
+                mde = paired_mde(x, y, alpha=alpha, power=MDE_POWER)
+                out.append(dict(zip(COMPARISON_COLUMNS, (k, method, versus, set_name, len(common), est, low, high,
+                                                         mde, alpha, MDE_POWER), strict=True)))
     return out
 
 

@@ -188,9 +188,11 @@ def test_gains_of_the_expert_over_random_are_significant(expert_rows, random_row
         assert g["n_paired"] > 0
         assert 0 < g["success_gain_low"] <= g["success_gain"] <= g["success_gain_high"]
         assert 0 < g["score_gain_low"] <= g["score_gain"]
+        assert 0 < g["success_gain_mde"] < 1 and g["mde_alpha"] == pytest.approx(1 - config.confidence)
     unpaired = gains_vs_base(summary, "random")
     assert unpaired[0]["success_gain"] == pytest.approx(gains[0]["success_gain"])
     assert math.isnan(unpaired[0]["success_gain_low"]) and unpaired[0]["n_paired"] == 0
+    assert math.isnan(unpaired[0]["success_gain_mde"])
     with pytest.raises(ValueError, match="base model 'base' is not in the summary"):
         gains_vs_base(summary, "base")
 
@@ -212,7 +214,7 @@ def test_csvs_have_the_expected_columns(tmp_path, expert_rows, random_rows, conf
     assert list(table["model"]) == ["expert", "random"]
     for name in ("heldout", "failures", "retention"):
         for stat in ("success", "success_low", "success_high", "score", "score_low", "score_high", "n_items",
-                     "success_gain", "success_gain_low", "success_gain_high", "score_gain"):
+                     "success_gain", "success_gain_low", "success_gain_high", "success_gain_mde", "score_gain"):
             assert f"{name}_{stat}" in table.columns
     assert f"failures_success_{QUADRANTS[0]}" in table.columns
     assert table.loc[0, "heldout_success"] == 1.0 and pd.isna(table.loc[1, "heldout_success_gain"])

@@ -21,6 +21,7 @@ from teachable.label.stats import (
     fisher_greater,
     fixed_n_for_halfwidth,
     paired_bootstrap_interval,
+    paired_mde,
     prob_greater,
     rate,
     spearman,
@@ -332,3 +333,33 @@ def test_spearman_nan_safe() -> None:
         assert low <= est <= high
         _, low, high = paired_bootstrap_interval([1, 1], [1, 2], spearman, n_boot=20)
         assert math.isnan(low) and math.isnan(high)
+
+
+@pytest.mark.parametrize("n,dz", [(20, 0.6604)])
+def test_paired_mde_matches_the_published_paired_t_power(n: int, dz: float) -> None:
+    # R's pwr.t.test(n = 20, sig.level = 0.05, power = 0.8, type = "paired") gives d = 0.6604
+    diffs = np.random.default_rng(n).normal(size=n)
+    diffs = (diffs - diffs.mean()) / diffs.std(ddof=1) * 0.3  # differences with sd 0.3 exactly
+    assert paired_mde(diffs + 0.5, np.full(n, 0.5)) == pytest.approx(dz * 0.3, abs=2e-4)
+
+
+def test_paired_mde_is_detected_with_its_power() -> None:
+    n, sd = 10, 0.4
+    spread = np.linspace(-1, 1, n)
+    mde = paired_mde(spread * sd / np.std(spread, ddof=1), np.zeros(n))  # differences with sd 0.4
+    sims = np.random.default_rng(2).normal(mde, sd, size=(20_000, n))  # paired differences at the MDE
+    found = sps.ttest_1samp(sims, 0.0, axis=1).pvalue < 0.05
+    assert np.mean(found) == pytest.approx(0.8, abs=0.015)
+    assert mde == pytest.approx((Z95 + 0.8416) * sd / math.sqrt(n), rel=0.15)  # near the normal approximation
+
+
+def test_paired_mde_never_claims_power_from_no_spread() -> None:
+    same = np.array([1.0, 0.0, 1.0, 0.0])
+    spread = math.sqrt(2 * np.var(same, ddof=1))  # the independent samples' spread
+    assert paired_mde(same, same) == pytest.approx(paired_mde(same * spread / np.std(same, ddof=1), 0 * same))
+    assert paired_mde(np.ones(6), np.ones(6)) > 0.5  # constant samples: the largest spread of a rate
+    assert math.isnan(paired_mde([1.0], [0.0]))
+    with pytest.raises(ValueError, match="equal length"):
+        paired_mde([1.0, 0.0], [1.0])
+    with pytest.raises(ValueError, match="power"):
+        paired_mde([1.0, 0.0], [0.0, 1.0], power=1.0)

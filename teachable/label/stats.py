@@ -475,3 +475,57 @@ def spearman(x: ArrayLike, y: ArrayLike) -> float:
     if np.all(a == a[0]) or np.all(b == b[0]):
         return math.nan
     return float(sps.spearmanr(a, b).statistic)
+
+
+# --------------------------------------------------------------------------- power
+
+MDE_POWER = 0.8  # the power at which every comparison's minimum detectable effect is reported
+
+
+def paired_mde(x: ArrayLike, y: ArrayLike, *, alpha: float = 0.05, power: float = MDE_POWER) -> float:
+    """The minimum detectable effect of a comparison of paired samples: the smallest true mean
+    difference a two-sided paired t-test at level `alpha` finds with probability `power`, given
+    the items actually used and the spread of their differences.
+
+    The power is the exact one of the paired t-test (the noncentral t distribution with n - 1
+    degrees of freedom, `scipy.stats.nct`), solved for the effect. The spread is the sample
+    standard deviation of the differences; where every pair differs by the same amount (that
+    spread is 0, which would call any effect detectable) it is the spread the two samples would
+    have if they were independent, and 0.5 (the largest standard deviation of a value in [0, 1])
+    where both samples are constant too. A gain smaller than the MDE that the test did not find
+    is "no power", not "no effect".
+
+    Args:
+        x, y: paired samples of equal length (pair i is (x[i], y[i])), e.g. item success rates.
+        alpha: two-sided level of the test.
+        power: the probability of detecting the effect.
+
+    Returns:
+        The effect in the samples' units (e.g. success-rate points as a fraction); NaN for fewer
+        than two pairs.
+
+    Raises:
+        ValueError: for samples of different lengths or levels outside (0, 1).
+    """
+    _check_level(alpha, "alpha")
+    _check_level(power, "power")
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if a.ndim != 1 or b.ndim != 1 or a.size != b.size:
+        raise ValueError(f"x and y must be 1-d samples of equal length, got shapes {a.shape} and {b.shape}.")
+    n = a.size
+    if n < 2:
+        return math.nan
+    sd = float(np.std(a - b, ddof=1))
+    if sd == 0.0:
+        sd = float(math.sqrt(np.var(a, ddof=1) + np.var(b, ddof=1))) or 0.5
+    df = n - 1
+    crit = float(sps.t.ppf(1.0 - alpha / 2.0, df))
+
+    def shortfall(effect: float) -> float:  # power at standardised effect `effect`, minus the target
+        nc = effect * math.sqrt(n)
+        wrong_way = float(np.nan_to_num(sps.nct.cdf(-crit, df, nc)))  # NaN where it underflows
+        return float(sps.nct.sf(crit, df, nc)) + wrong_way - power
+
+    from scipy.optimize import brentq
+
+    return brentq(shortfall, 0.0, 100.0, xtol=1e-12) * sd

@@ -111,11 +111,12 @@ def matrix_table(training_summary: dict[str, Any]) -> pd.DataFrame:
 
 def eval_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The headline columns of a wide evaluation summary (`eval_summary.csv`): per set, success
-    with its interval, then the gain vs the base with its interval, where present."""
+    with its interval, then the gain vs the base with its interval and its minimum detectable
+    effect, where present."""
     columns = ["model"]
     for name in EVAL_SETS:
         for stat in ("success", "success_low", "success_high", "success_gain", "success_gain_low",
-                     "success_gain_high"):
+                     "success_gain_high", "success_gain_mde"):
             if f"{name}_{stat}" in summary.columns:
                 columns.append(f"{name}_{stat}")
     return summary[columns].reset_index(drop=True)

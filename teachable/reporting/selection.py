@@ -71,13 +71,16 @@ COMPARISON_INPUT = ("K", "method", "versus", "set", "n_items", "success_diff", "
 
 def comparison_table(comparisons: pd.DataFrame) -> pd.DataFrame:
     """H7 head to head (`selection_comparisons.csv` of select): one row per (K, method, versus), a
-    column per evaluation set holding the success difference and its interval as text."""
+    column per evaluation set holding the success difference, its interval and, where the file
+    has it, the minimum detectable difference at 80% power, as text."""
     require_columns(comparisons, COMPARISON_INPUT, "the selection comparisons (selection_comparisons.csv of select)")
+    with_mde = "success_diff_mde" in comparisons.columns
     frame = comparisons.assign(cell=[
         f"{format_value(r.success_diff)} [{format_value(r.success_diff_low)}, {format_value(r.success_diff_high)}]"
+        + (f" MDE {format_value(r.success_diff_mde)}" if with_mde else "")
         for r in comparisons.itertuples()])
     wide = frame.pivot_table(index=["K", "method", "versus"], columns="set", values="cell", aggfunc="first", sort=False)
-    wide.columns = [f"{c} (diff [95% CI])" for c in wide.columns]
+    wide.columns = [f"{c} (diff [95% CI]{' MDE' if with_mde else ''})" for c in wide.columns]
     pairs = list(dict.fromkeys(zip(comparisons["method"], comparisons["versus"], strict=True)))
     wide = wide.reset_index()
     order = sorted(range(len(wide)), key=lambda i: (wide.at[i, "K"], pairs.index((wide.at[i, "method"], wide.at[i, "versus"]))))
