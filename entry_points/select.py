@@ -8,7 +8,8 @@ the K snapshots are taught with the same LoRA recipe as the training matrix and 
 the evaluation suite against the base student (failure states, retention, held-out goals; the
 same items and seeds for every model). One nested run per (method, K, seed). Logs
 `selection_summary.csv` (method, K, seed, failure_gain, retention_change, heldout_gain, each with
-`_low` / `_high`, the ends of its paired bootstrap interval over items, and n_examples),
+`_low` / `_high`, the ends of its paired bootstrap interval over items, `_mde`, its minimum
+detectable effect at 80% power, and n_examples),
 `selection_comparisons.csv` (H7 head to head: at each K, predictor vs random and entropy, entropy
 vs random, oracle vs random and predictor: the difference in item-level success on each set with
 a paired bootstrap interval; random averaged over its seeds per item; metrics
@@ -141,11 +142,12 @@ def evaluate_rows(shop: Shop, base_model: str, sets: Any, config: SelectConfig, 
 
 def gains_of(base_rows: list[dict[str, Any]], rows: list[dict[str, Any]], config: SelectConfig) -> dict[str, float]:
     """failure_gain, retention_change and heldout_gain of one cell vs the base, each with the ends of
-    its paired bootstrap interval (`<gain>_low`, `<gain>_high`; NaN for a skipped set)."""
+    its paired bootstrap interval (`<gain>_low`, `<gain>_high`) and its minimum detectable effect
+    at 80% power (`<gain>_mde`); NaN for a skipped set."""
     summary = summarize_eval(base_rows + rows, config)
     gains = {g["set"]: g for g in gains_vs_base(summary, BASE, rows=base_rows + rows, config=config)}
     return {f"{column}{end}": float(gains[s][f"success_gain{end}"]) if s in gains else math.nan
-            for s, column in GAIN_COLUMNS.items() for end in ("", "_low", "_high")}
+            for s, column in GAIN_COLUMNS.items() for end in ("", "_low", "_high", "_mde")}
 
 
 def train_cell(cell: tuple[str, int, int | None], selected: list[LabeledSnapshot], base: LMPolicy, base_model: str,
@@ -232,8 +234,13 @@ def summary_metrics(frame: pd.DataFrame) -> dict[str, float]:
 
 
 def comparison_metrics(comparisons: pd.DataFrame) -> dict[str, float]:
-    """`h7.<method>_vs_<versus>.<set>.K<k>`: the difference in item-level success."""
-    return {f"h7.{r.method}_vs_{r.versus}.{r.set}.K{r.K}": float(r.success_diff) for r in comparisons.itertuples()}
+    """`h7.<method>_vs_<versus>.<set>.K<k>`: the difference in item-level success (and `..._mde`,
+    the smallest difference those items detect at 80% power)."""
+    out = {}
+    for r in comparisons.itertuples():
+        key = f"h7.{r.method}_vs_{r.versus}.{r.set}.K{r.K}"
+        out.update({key: float(r.success_diff), f"{key}_mde": float(r.success_diff_mde)})
+    return out
 
 
 def log_figures(frame: pd.DataFrame) -> None:

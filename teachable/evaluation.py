@@ -33,7 +33,12 @@ import pandas as pd
 from teachable.executor import Executor, ExecutorConfig, PolicySpec
 from teachable.label.labeling import select_snapshots
 from teachable.label.quadrant import QUADRANTS
-from teachable.label.stats import MDE_POWER, bootstrap_interval, paired_bootstrap_interval, paired_mde
+from teachable.label.stats import (
+    MDE_POWER,
+    bootstrap_interval,
+    paired_bootstrap_interval,
+    paired_mde,
+)
 from teachable.policy.base import Policy
 from teachable.records import LabeledSnapshot, Trajectory
 from teachable.rollouts import EpisodeSpec, derive_seed, play_episodes, run_episodes, sample_goals

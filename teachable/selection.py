@@ -45,8 +45,10 @@ from teachable.training.sft import LoraRecipe
 
 METHODS: tuple[str, ...] = ("random", "entropy", "predictor", "oracle")
 GAINS: tuple[str, ...] = ("failure_gain", "retention_change", "heldout_gain")
-# each gain with the low and high ends of its paired bootstrap interval over the set's items
-SUMMARY_COLUMNS: tuple[str, ...] = ("method", "K", "seed", *(f"{g}{end}" for g in GAINS for end in ("", "_low", "_high")),
+# each gain with the low and high ends of its paired bootstrap interval over the set's items and
+# its minimum detectable effect at 80% power on those items
+SUMMARY_COLUMNS: tuple[str, ...] = ("method", "K", "seed",
+                                    *(f"{g}{end}" for g in GAINS for end in ("", "_low", "_high", "_mde")),
                                     "n_examples")
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from teachable.label.stats import paired_mde
 from teachable.records import LabeledSnapshot
 from teachable.selection import (
     COMPARISON_COLUMNS,
@@ -18,6 +19,7 @@ from teachable.selection import (
     SUMMARY_COLUMNS,
     BudgetError,
     SelectConfig,
+    cell_name,
     check_budgets,
     method_comparisons,
     select,
@@ -141,6 +143,9 @@ def test_select_end_to_end(synthetic_label_run: dict, small_data_dir: Path) -> N
     assert run.data.tags["predictor_version"] == "1" and "upstream.train_predictor" in run.data.tags
     children = client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
     assert len(children) == 2 * len(METHODS)
+    assert all(c.info.run_name == cell_name(c.data.tags["method"], int(c.data.tags["K"]),
+                                            int(c.data.tags["seed"]) if c.data.tags["seed"] else None)
+               for c in children)  # e.g. random_K2_seed0, predictor_K4
     local = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=""))
     summary = pd.read_csv(local / "selection_summary.csv")
     assert list(summary.columns) == list(SUMMARY_COLUMNS)
@@ -207,5 +212,8 @@ def test_method_comparisons_pair_items_and_average_seeds() -> None:
     assert list(vs_random) == list(COMPARISON_COLUMNS) and vs_random["n_items"] == 3
     assert vs_random["success_diff"] == pytest.approx((0.5 + 0.5 + 1.0) / 3)  # random: the mean of its 2 seeds
     assert vs_random["success_diff_low"] <= vs_random["success_diff"] <= vs_random["success_diff_high"] <= 1.0
+    # three items cannot detect even the difference they show: no power, not no effect
+    assert vs_random["success_diff_mde"] == pytest.approx(paired_mde([1, 1, 1], [0.5, 0.5, 0.0], alpha=0.05))
+    assert vs_random["success_diff_mde"] > vs_random["success_diff"] and vs_random["mde_power"] == 0.8
     oracle = out["oracle", "predictor", "failures"]
     assert oracle["success_diff"] == oracle["success_diff_low"] == oracle["success_diff_high"] == -1.0
