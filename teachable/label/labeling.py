@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -42,6 +43,9 @@ from teachable.rollouts import PATCH_SCOPES, derive_seed, snapshot_context
 from teachable.supervision.formats import condition_patches
 from webshop_env.env import Shop, WebShopEnv
 from webshop_env.state import StateError
+
+if TYPE_CHECKING:
+    from teachable.policy.teacher.openai_teacher import TeacherCall
 
 log = logging.getLogger(__name__)
 TEACHERS = ("offline", "openai")
@@ -147,18 +151,21 @@ class LabelSetup:
         student: the student policy to build.
         config: the label configuration (its teacher fields choose the teacher).
         cache_dir: the OpenAI teacher's disk cache.
+        on_teacher_call: given each OpenAI teacher call (a `TeacherCall`), e.g. to trace it; it
+            travels to the Ray actors, so it must pickle.
     """
 
     shop: ShopSpec
     student: PolicySpec
     config: LabelConfig
     cache_dir: str | None = None
+    on_teacher_call: Callable[[TeacherCall], None] | None = None
 
     def __call__(self) -> LabelWorld:
         from teachable.policy.expert import ExpertPolicy
 
         shop = self.shop.load()
-        teacher, fallback = make_teachers(self.config, shop, self.cache_dir)
+        teacher, fallback = make_teachers(self.config, shop, self.cache_dir, self.on_teacher_call)
         return LabelWorld(shop, self.student.build(shop), ExpertPolicy(shop), teacher, fallback)
 
 
@@ -442,8 +449,10 @@ def rollouts_saved_vs_fixed(records: Sequence[LabeledSnapshot], n_max: int) -> i
 
 
 
-def make_teachers(config: LabelConfig, shop: Shop, cache_dir: str | Path | None) -> tuple[Teacher, Teacher | None]:
-    """The configured teacher and the fallback used when it fails (None when not allowed)."""
+def make_teachers(config: LabelConfig, shop: Shop, cache_dir: str | Path | None,
+                  on_call: Callable[[TeacherCall], None] | None = None) -> tuple[Teacher, Teacher | None]:
+    """The configured teacher and the fallback used when it fails (None when not allowed); `on_call`
+    is given each OpenAI teacher call."""
     from teachable.policy.teacher.offline import OfflineTeacher
 
     if config.teacher == "offline":
@@ -451,5 +460,6 @@ def make_teachers(config: LabelConfig, shop: Shop, cache_dir: str | Path | None)
     from teachable.policy.teacher.openai_teacher import OpenAITeacher
 
     teacher = OpenAITeacher(model=config.teacher_model, base_url=config.teacher_base_url or None, cache_dir=cache_dir,
-                            timeout_s=config.teacher_timeout_s, max_concurrency=config.teacher_concurrency)
+                            timeout_s=config.teacher_timeout_s, max_concurrency=config.teacher_concurrency,
+                            on_call=on_call)
     return teacher, OfflineTeacher(shop) if config.teacher_fallback else None

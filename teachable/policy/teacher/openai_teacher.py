@@ -12,7 +12,9 @@ exponential backoff and jitter, or after the server's `Retry-After` (plus jitter
 one. `advise` keeps up to `max_concurrency` requests in flight and returns the advice in the
 order asked, so its results are those of asking one at a time.
 With a `cache_dir`, each valid reply is stored as one JSON file named by a SHA-256 of the
-request, so a re-run sends nothing and needs no API key.
+request, so a re-run sends nothing and needs no API key. With `on_call`, every decision asked is
+reported as a `TeacherCall` (what was sent and received, tokens, time, retries, cache hit; never
+the key), which the label phase records as an MLflow trace span.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -126,6 +128,53 @@ class TeacherStats:
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+@dataclass
+class TeacherCall:
+    """One decision asked of the teacher, as `OpenAITeacher(on_call=...)` reports it.
+
+    It never holds the API key: `messages` and `reply` are what was sent and received, `error`
+    is the `TeacherError` message (with the key redacted).
+
+    Attributes:
+        model: the model name sent to the endpoint.
+        messages: the chat messages of the decision (before any re-ask).
+        start_ns, end_ns: wall-clock bounds of the decision (`time.time_ns()`).
+        cache_hit: answered from the disk cache (then nothing was sent).
+        requests: HTTP requests sent for it (retries and re-asks included).
+        retries: transport retries among them.
+        invalid_replies: unusable replies sent back for correction.
+        prompt_tokens, completion_tokens: summed over the replies when the endpoint reports usage.
+        reply: the last reply's text (None on a cache hit).
+        advice: the advice it ended with (None on an error).
+        error: the `TeacherError` it ended with.
+    """
+
+    model: str
+    messages: list[dict[str, str]]
+    start_ns: int
+    end_ns: int = 0
+    cache_hit: bool = False
+    requests: int = 0
+    retries: int = 0
+    invalid_replies: int = 0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    reply: str | None = None
+    advice: TeacherAdvice | None = None
+    error: str | None = None
+
+    @property
+    def latency_s(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e9
+
+    def add_usage(self, usage: Any) -> None:
+        """Add a completion's `usage` (prompt and completion tokens) when the endpoint sent one."""
+        for name in ("prompt_tokens", "completion_tokens"):
+            value = getattr(usage, name, None)
+            if isinstance(value, int):
+                setattr(self, name, (getattr(self, name) or 0) + value)
 
 
 class InvalidReplyError(ValueError):
@@ -267,6 +316,8 @@ class OpenAITeacher:
         max_invalid_retries: how many times an unusable reply is sent back for correction.
         max_history: how many recent actions the teacher sees.
         max_observation_chars: cut longer observations (None keeps them whole).
+        on_call: called with a `TeacherCall` after each decision (from the request threads of
+            `advise`), e.g. to trace it; None reports nothing.
     """
 
     def __init__(
@@ -288,6 +339,7 @@ class OpenAITeacher:
         max_invalid_retries: int = 2,
         max_history: int = DEFAULT_HISTORY,
         max_observation_chars: int | None = None,
+        on_call: Callable[[TeacherCall], None] | None = None,
     ) -> None:
         for field_name, value in (("max_retries", max_retries), ("max_invalid_retries", max_invalid_retries)):
             if value < 0:
@@ -311,6 +363,7 @@ class OpenAITeacher:
         self.max_invalid_retries = max_invalid_retries
         self.max_history = max_history
         self.max_observation_chars = max_observation_chars
+        self.on_call = on_call
         self.stats = TeacherStats()
         self._client: OpenAI | None = None
         self._lock = threading.Lock()  # guards stats, the jitter RNG and the client across request threads
@@ -388,14 +441,24 @@ class OpenAITeacher:
 
     def _advise_request(self, key: str, request: dict[str, Any], messages: list[dict[str, str]],
                         ctx: Context) -> TeacherAdvice:
-        cached = self._cache_get(key, ctx)
-        if cached is not None:
-            self._count("cache_hits")
-            return cached
-        self._count("cache_misses")
-        advice, content = self._ask_until_valid(messages, ctx)
-        self._cache_put(key, request, content, advice)
-        return advice
+        call = TeacherCall(self.model, messages, time.time_ns())
+        try:
+            call.advice = self._cache_get(key, ctx)
+            if call.advice is not None:
+                call.cache_hit = True
+                self._count("cache_hits")
+                return call.advice
+            self._count("cache_misses")
+            call.advice, content = self._ask_until_valid(messages, ctx, call)
+            self._cache_put(key, request, content, call.advice)
+            return call.advice
+        except TeacherError as exc:
+            call.error = str(exc)
+            raise
+        finally:
+            call.end_ns = time.time_ns()
+            if self.on_call is not None:
+                self.on_call(call)
 
     def _count(self, name: str) -> None:
         with self._lock:
@@ -408,16 +471,18 @@ class OpenAITeacher:
             self._client = None
 
     # ------------------------------------------------------------------ re-asking
-    def _ask_until_valid(self, messages: list[dict[str, str]], ctx: Context) -> tuple[TeacherAdvice, str]:
+    def _ask_until_valid(self, messages: list[dict[str, str]], ctx: Context,
+                         call: TeacherCall) -> tuple[TeacherAdvice, str]:
         convo = list(messages)
         problem = ""
         for attempt in range(self.max_invalid_retries + 1):
-            content = self._complete(convo)
+            content = call.reply = self._complete(convo, call)
             try:
                 return parse_advice(content, ctx, self.name), content or ""
             except InvalidReplyError as exc:
                 problem = str(exc)
             self._count("invalid_replies")
+            call.invalid_replies += 1
             logger.warning("%s: unusable reply (attempt %d of %d): %s", self.name, attempt + 1,
                            self.max_invalid_retries + 1, problem)
             convo += [{"role": "assistant", "content": content or ""},
@@ -428,20 +493,23 @@ class OpenAITeacher:
         )
 
     # ------------------------------------------------------------------ transport
-    def _complete(self, messages: list[dict[str, str]]) -> str | None:
-        """One chat completion, retrying transient failures after `Retry-After` or a jittered backoff."""
+    def _complete(self, messages: list[dict[str, str]], call: TeacherCall) -> str | None:
+        """One chat completion, retrying transient failures after `Retry-After` or a jittered backoff;
+        the requests, retries and tokens are added to `call`."""
         import openai
 
         client = self._get_client()
         problem, fix = "", ""
         for attempt in range(self.max_retries + 1):
             self._count("requests")
+            call.requests += 1
             asked: float | None = None
             try:
                 completion = client.chat.completions.create(
                     model=self.model, messages=messages, temperature=self.temperature,  # type: ignore[arg-type]
                     response_format=RESPONSE_FORMAT,  # type: ignore[arg-type]
                 )
+                call.add_usage(getattr(completion, "usage", None))
                 return self._reply_content(completion)
             except openai.APIError as exc:
                 problem, fix = self._classify(exc)
@@ -454,6 +522,7 @@ class OpenAITeacher:
             if attempt < self.max_retries:
                 delay = self._delay(attempt, asked, problem)
                 self._count("retries")
+                call.retries += 1
                 logger.warning("%s: %s; retry %d of %d in %.2f s", self.name, problem, attempt + 1,
                                self.max_retries, delay)
                 time.sleep(delay)
