@@ -26,6 +26,8 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from entry_points.datasets import EVALUATION, OUTPUT, TRAINING, log_dataset
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EXPERIMENT = "teachable"
 PHASE_TAG = "teachable.phase"
@@ -295,6 +297,21 @@ def download_artifact(run_id: str, path: str, what: str) -> Path:
     return cached_artifact(run_id, what, artifact_path=path)
 
 
+def read_records(run_id: str, name: str, what: str, context: str) -> Path:
+    """An upstream run's records file (`rollouts.jsonl`, ...) as a local path (see `cached_artifact`),
+    logged as a dataset input of the active run with `context` (`training` or `evaluation`)."""
+    path = cached_artifact(run_id, what, artifact_path=name)
+    if mlflow.active_run():
+        log_dataset(path, f"{MlflowClient().get_run(run_id).info.artifact_uri}/{name}", context)
+    return path
+
+
+def log_records(path: Path) -> None:
+    """Log a records file the active run made as its artifact and as its dataset (context `output`)."""
+    mlflow.log_artifact(str(path))
+    log_dataset(path, f"{mlflow.active_run().info.artifact_uri}/{path.name}", OUTPUT)
+
+
 def register_folder(name: str, run_id: str, artifact_path: str, tags: dict[str, str] | None = None) -> str:
     """Register a folder artifact of a run as a new version of model `name`; return the version."""
     client = MlflowClient()
@@ -442,7 +459,8 @@ def label_run_student(label_run_id: str) -> str:
 
 
 def labeled_inputs(label_ref: str, student_ref: str) -> tuple[str, list[Any], str]:
-    """(label run id, its labeled snapshots, the base model folder) for phases that train on labels.
+    """(label run id, its labeled snapshots, the base model folder) for phases that train on labels
+    (the snapshots are logged as the run's `training` dataset).
 
     Args:
         label_ref: the label run (`latest` or a run id).
@@ -451,15 +469,16 @@ def labeled_inputs(label_ref: str, student_ref: str) -> tuple[str, list[Any], st
     from teachable.records import LabeledSnapshot, read_jsonl
 
     up = resolve_upstream("label", label_ref, "label_run")
-    records = read_jsonl(download_artifact(up.run_id, "labeled_snapshots.jsonl", f"label_run={label_ref!r}"),
+    records = read_jsonl(read_records(up.run_id, "labeled_snapshots.jsonl", f"label_run={label_ref!r}", TRAINING),
                          LabeledSnapshot)
     base_model = label_run_student(up.run_id) if student_ref == "label" else resolve_model(student_ref, "student")
     return up.run_id, records, base_model
 
 
 def label_run_rollouts(label_run_id: str) -> list[Any]:
-    """The trajectories of the rollouts run upstream of a label run (through its mine run); [] when
-    the label run records none (then no retention set can be drawn)."""
+    """The trajectories of the rollouts run upstream of a label run (through its mine run), logged
+    as the run's `evaluation` dataset (they give the retention set); [] when the label run records
+    none (then no retention set can be drawn)."""
     from teachable.records import Trajectory, read_jsonl
 
     client = MlflowClient()
@@ -467,4 +486,4 @@ def label_run_rollouts(label_run_id: str) -> list[Any]:
     rollouts_run = client.get_run(mine_run).data.tags.get("upstream.rollouts") if mine_run else None
     if not rollouts_run:
         return []
-    return read_jsonl(download_artifact(rollouts_run, "rollouts.jsonl", "rollouts"), Trajectory)
+    return read_jsonl(read_records(rollouts_run, "rollouts.jsonl", "rollouts", EVALUATION), Trajectory)

@@ -17,7 +17,9 @@ the retried batches as `executor.retries`. Logs the label summary
 (quadrant / route / profile counts, means, rollouts spent and saved, the student's contexts
 asked to score and actually scored), the quadrant thresholds,
 a U-vs-L_local scatter coloured by quadrant, a table of the labels, and the artifacts
-`labeled_snapshots.jsonl` and `label_summary.json`.
+`labeled_snapshots.jsonl` and `label_summary.json`. With `teacher=openai` every decision asked
+of the teacher is a trace of the run (one span: messages, reply, model, tokens, latency, retries,
+cache hit; never the API key).
 """
 
 from __future__ import annotations
@@ -35,15 +37,18 @@ from mlflow.tracking import MlflowClient
 from entry_points.common import (
     PROJECT_ROOT,
     UpstreamError,
-    download_artifact,
     executor_metrics,
     log_metrics,
+    log_records,
     parse_config,
+    read_records,
     resolve_model,
     resolve_upstream,
     run_cli,
     start_phase,
 )
+from entry_points.datasets import TRAINING
+from entry_points.tracing import teacher_tracer
 from entry_points.workfiles import model_identity, open_work, resumed_work_key
 from teachable.executor import PolicySpec, ShopSpec, make_executor
 from teachable.label.labeling import (
@@ -98,8 +103,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(LabelConfig, argv, __doc__)
     with start_phase(PHASE, config), ExitStack() as stack:
         mine = resolve_upstream("mine", config.mine_run, "mine_run")
-        snapshots = read_jsonl(download_artifact(mine.run_id, "failure_snapshots.jsonl", f"mine_run={config.mine_run!r}"),
-                               Snapshot)
+        snapshots = read_jsonl(read_records(mine.run_id, "failure_snapshots.jsonl", f"mine_run={config.mine_run!r}",
+                                            TRAINING), Snapshot)
         if not snapshots:
             raise UpstreamError(f"mine run {mine.run_id} has no snapshots; mine a rollouts run with failures first.")
         selected = select_snapshots(snapshots, config.max_snapshots, config.seed)
@@ -111,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             key=key))
         setup = LabelSetup(shop=ShopSpec.of(config.data_dir), student=PolicySpec(student_path, config.temperature,
                                                                                      batch_size=config.policy_batch, **config.model_loading()),
-                           config=config, cache_dir=str(PROJECT_ROOT / ".teachable_work" / "teacher_cache"))
+                           config=config, cache_dir=str(PROJECT_ROOT / ".teachable_work" / "teacher_cache"),
+                           on_teacher_call=teacher_tracer() if config.teacher == "openai" else None)
         with make_executor(config, setup, policies=[setup.student]) as executor:
             records, progress = label_snapshots(
                 selected, config=config, work_file=work, executor=executor,
@@ -129,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             write_jsonl(out, final)
             (Path(tmp) / "label_summary.json").write_text(json.dumps(
                 {**summary, "skipped_snapshot_ids": progress.skipped_ids}, indent=2))
-            mlflow.log_artifacts(tmp)
+            mlflow.log_artifact(str(Path(tmp) / "label_summary.json"))
+            log_records(out)
 
 
 if __name__ == "__main__":

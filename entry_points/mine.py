@@ -4,7 +4,8 @@
     python -m entry_points.mine --rollouts_run <run id> --offsets 1,2,4
 
 Logs the counts (trajectories, failed, candidates, duplicates, snapshots) and the artifact
-`failure_snapshots.jsonl` (one `Snapshot` per line).
+`failure_snapshots.jsonl` (one `Snapshot` per line). The rollouts read and the snapshots written
+are the run's datasets (contexts `training` and `output`).
 """
 
 from __future__ import annotations
@@ -13,17 +14,17 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import mlflow
-
 from entry_points.common import (
     PhaseError,
-    download_artifact,
     log_metrics,
+    log_records,
     parse_config,
+    read_records,
     resolve_upstream,
     run_cli,
     start_phase,
 )
+from entry_points.datasets import TRAINING
 from teachable.mining import MiningConfig, mine_failures, parse_offsets
 from teachable.records import Trajectory, iter_jsonl, write_jsonl
 
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(MiningConfig, argv, __doc__)
     with start_phase(PHASE, config):
         up = resolve_upstream("rollouts", config.rollouts_run, "rollouts_run")
-        rollouts = download_artifact(up.run_id, "rollouts.jsonl", f"rollouts_run={config.rollouts_run!r}")
+        rollouts = read_records(up.run_id, "rollouts.jsonl", f"rollouts_run={config.rollouts_run!r}", TRAINING)
         snapshots, counts = mine_failures(
             iter_jsonl(rollouts, Trajectory), offsets=parse_offsets(config.offsets),
             include_search_steps=config.include_search_steps, max_per_trajectory=config.max_per_trajectory,
@@ -55,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "failure_snapshots.jsonl"
             write_jsonl(path, snapshots)
-            mlflow.log_artifact(str(path))
+            log_records(path)
 
 
 if __name__ == "__main__":

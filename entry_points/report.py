@@ -28,10 +28,12 @@ from entry_points.common import (
     download_artifact,
     log_metrics,
     parse_config,
+    read_records,
     resolve_upstream,
     run_cli,
     start_phase,
 )
+from entry_points.datasets import EVALUATION
 from teachable.records import LabeledSnapshot, read_jsonl
 from teachable.reporting.report import SKIP, ReportConfig, ReportInputs, split_list, write_report
 
@@ -92,7 +94,8 @@ def gather_inputs(config: ReportConfig) -> ReportInputs:
                             "run was found; run the pipeline (or one of those phases) first.")
     inputs = ReportInputs()
     if run_id := runs["label"]:
-        inputs.labeled = read_jsonl(download_artifact(run_id, "labeled_snapshots.jsonl", "label run"), LabeledSnapshot)
+        inputs.labeled = read_jsonl(read_records(run_id, "labeled_snapshots.jsonl", "label run", EVALUATION),
+                                    LabeledSnapshot)
         run = MlflowClient().get_run(run_id)
         inputs.thresholds = {k: run.data.metrics[k] for k in ("u_threshold", "l_threshold") if k in run.data.metrics}
         if len(inputs.thresholds) < 2:

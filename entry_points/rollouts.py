@@ -4,8 +4,9 @@
     python -m entry_points.rollouts --student latest --n_goals 200
 
 Logs success rate, mean score, mean steps and invalid-action rate (test goals with prefix
-`test_`) and the artifact `rollouts.jsonl` (one `Trajectory` per line). With `executor=ray` the
-episodes run in chunks on Ray actors (`executor.retries`: chunks retried after an actor died).
+`test_`) and the artifact `rollouts.jsonl` (one `Trajectory` per line), also logged as the run's
+dataset (context `output`). With `executor=ray` the episodes run in chunks on Ray actors
+(`executor.retries`: chunks retried after an actor died).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import mlflow
 from entry_points.common import (
     executor_metrics,
     log_metrics,
+    log_records,
     parse_config,
     resolve_model,
     run_cli,
@@ -60,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "rollouts.jsonl"
             write_jsonl(path, [t for trajectories in by_split.values() for t in trajectories])
-            mlflow.log_artifact(str(path))
+            log_records(path)
 
 
 def log_effective_sizes(config: RolloutsConfig, shop: Shop) -> None:

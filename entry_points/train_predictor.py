@@ -25,13 +25,14 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from entry_points.common import (
-    download_artifact,
     log_metrics,
     parse_config,
+    read_records,
     resolve_upstream,
     run_cli,
     start_phase,
 )
+from entry_points.datasets import TRAINING
 from entry_points.predictor_registry import (
     FINGERPRINT_TAG,
     K_TAG,
@@ -64,8 +65,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(PredictorConfig, argv, __doc__)
     with start_phase(PHASE, config):
         up = resolve_upstream("label", config.label_run, "label_run")
-        records = read_jsonl(download_artifact(up.run_id, "labeled_snapshots.jsonl", f"label_run={config.label_run!r}"),
-                             LabeledSnapshot)
+        records = read_jsonl(read_records(up.run_id, "labeled_snapshots.jsonl", f"label_run={config.label_run!r}",
+                                          TRAINING), LabeledSnapshot)
         result = train_predictors(records, config)
         chosen = result.predictors[result.chosen]
         fingerprint = feature_fingerprint(config.feature_config())

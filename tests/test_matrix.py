@@ -54,6 +54,8 @@ def test_matrix_creates_14_nested_runs_and_resumes(mlflow_store: str, small_data
     parent = client.search_runs([exp], filter_string="tags.`teachable.phase` = 'train_matrix'")[0]
     children = client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert sorted(c.data.tags["cell"] for c in children) == sorted(CELLS)
+    assert all(c.info.run_name == c.data.tags["cell"] for c in children) and parent.info.run_name == "train_matrix"
+    assert {i.dataset.name: i.tags[0].value for i in parent.inputs.dataset_inputs} == {"labeled_snapshots": "training"}
     summary = json.loads(Path(mlflow.artifacts.download_artifacts(
         run_id=parent.info.run_id, artifact_path="training_summary.json")).read_text())
     assert set(summary["cells"]) == set(CELLS) and summary["base_model"] == tiny_student
@@ -80,6 +82,8 @@ def test_matrix_creates_14_nested_runs_and_resumes(mlflow_store: str, small_data
     names = {a.path for a in client.list_artifacts(ev.info.run_id)}
     assert {"eval_heldout.csv", "eval_failures.csv", "eval_retention.csv", "eval_summary.csv"} <= names
     assert "failures_success/base" in ev.data.metrics
+    assert {i.dataset.name: i.tags[0].value for i in ev.inputs.dataset_inputs} == {  # the failure and retention sets
+        "labeled_snapshots": "evaluation", "rollouts": "evaluation"}
     one = finished[0]
     assert "eval_failures_success" in client.get_run(one.info.run_id).data.metrics
     cell = one.data.tags["cell"]

@@ -157,6 +157,13 @@ def test_pipeline_twice_reuses_every_phase_and_reruns_downstream_of_a_change(mlf
     assert {p: len(ids) for p, ids in first.items()} == {"pipeline": 1, "rollouts": 1, "mine": 1, "label": 1, "report": 1}
     parent = client.get_run(first["pipeline"][0])
     assert parent.data.metrics["n_ran"] == 4 and parent.data.metrics["n_reused"] == 0
+    lineage = {"rollouts": {"rollouts": "output"}, "mine": {"rollouts": "training", "failure_snapshots": "output"},
+               "label": {"failure_snapshots": "training", "labeled_snapshots": "output"},
+               "report": {"labeled_snapshots": "evaluation"}}
+    for phase, datasets in lineage.items():  # each records file a dataset of the runs that make and read it
+        run = client.get_run(first[phase][0])
+        assert run.info.run_name == phase
+        assert {i.dataset.name: i.tags[0].value for i in run.inputs.dataset_inputs} == datasets, phase
     label = client.get_run(first["label"][0])
     assert label.data.params["mine_run"] == first["mine"][0] and label.data.params["max_snapshots"] == "3"
     assert label.data.tags["mlflow.parentRunId"] == parent.info.run_id
