@@ -32,6 +32,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EXPERIMENT = "teachable"
 PHASE_TAG = "teachable.phase"
 CODE_VERSION_TAG = "teachable.code_version"
+# the MLflow UI opens an experiment of this kind on its runs (not on the GenAI overview of traces)
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 CODE_SOURCES = ("webshop_env", "teachable", "entry_points", "MLproject")
 RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 MODEL_URI_RE = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
@@ -103,18 +105,27 @@ def setup_tracking() -> str:
     """Point MLflow at the tracking store and the experiment; return the experiment id.
 
     The experiment is `MLFLOW_EXPERIMENT_ID` / `MLFLOW_EXPERIMENT_NAME` when set (as `mlflow run`
-    does), else `teachable`; it is created with its artifacts beside the sqlite file.
+    does), else `teachable`; it is created with its artifacts beside the sqlite file. Its kind
+    (tag `mlflow.experimentKind`) is set to `custom_model_development`, so the MLflow UI opens it
+    on its runs, unless someone chose a kind in the UI (one the UI only guessed is replaced).
     """
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
-    if os.environ.get("MLFLOW_EXPERIMENT_ID"):
-        return os.environ["MLFLOW_EXPERIMENT_ID"]
-    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
     client = MlflowClient()
-    experiment = client.get_experiment_by_name(name)
-    exp_id = experiment.experiment_id if experiment else client.create_experiment(name, artifact_location=artifact_root(uri))
-    mlflow.set_experiment(experiment_id=exp_id)
-    return exp_id
+    if os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        experiment = client.get_experiment(os.environ["MLFLOW_EXPERIMENT_ID"])
+    else:
+        name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            exp_id = client.create_experiment(name, artifact_location=artifact_root(uri),
+                                              tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+            experiment = client.get_experiment(exp_id)
+        mlflow.set_experiment(experiment_id=experiment.experiment_id)
+    kind = experiment.tags.get(EXPERIMENT_KIND_TAG, "")
+    if not kind or "inferred" in kind:  # the UI stores its guess as `genai_development_inferred`, ...
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return experiment.experiment_id
 
 
 # ------------------------------------------------------------------ config parsing
@@ -199,14 +210,24 @@ def code_version(root: Path = PROJECT_ROOT) -> str:
     return h.hexdigest()[:16]
 
 
+def system_metrics() -> bool:
+    """Whether phase runs log system metrics (CPU, memory, disk, network, GPU; `system/*`): yes
+    unless `MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING` is false (MLflow's own switch, whose default
+    this project turns on)."""
+    from mlflow.environment_variables import MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING as switch
+
+    return switch.get() if switch.defined else True
+
+
 @contextmanager
 def start_phase(phase: str, config: Any, run_name: str | None = None) -> Iterator[Run]:
-    """Start (or, under `mlflow run`, continue) the phase's run: tag the phase, log the config.
+    """Start (or, under `mlflow run`, continue) the phase's run, named `run_name` or the phase:
+    tag the phase, log the config, sample system metrics (see `system_metrics`) until it ends.
 
     An exception inside the block marks the run FAILED, so `latest` never picks it up.
     """
     setup_tracking()
-    with mlflow.start_run(run_name=run_name or phase) as run:
+    with mlflow.start_run(run_name=run_name or phase, log_system_metrics=system_metrics()) as run:
         mlflow.set_tags({PHASE_TAG: phase, CODE_VERSION_TAG: code_version()})
         # under `mlflow run` the parameters given are already logged, as typed (`1` for 1.0)
         given = run.data.params

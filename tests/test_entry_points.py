@@ -122,6 +122,7 @@ def run_phase(entry_point: str, **params) -> mlflow.entities.Run:
                                     experiment_name="smoke", synchronous=True)
     run = MlflowClient().get_run(submitted.run_id)
     assert run.info.status == "FINISHED" and run.data.tags[common.PHASE_TAG] == entry_point
+    assert run.info.run_name == entry_point  # `mlflow run`'s random name replaced by the phase
     return run
 
 
