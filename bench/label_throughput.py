@@ -28,7 +28,6 @@ import torch
 
 from teachable.executor import PolicySpec, RayExecutor, ShopSpec
 from teachable.label.labeling import LabelConfig, LabelSetup, label_snapshots
-from teachable.label.stats import fixed_n_for_halfwidth
 from teachable.mining import mine_failures
 from teachable.models import build_tiny_llama, train_bpe_tokenizer
 from teachable.policy.base import RandomPolicy
@@ -36,6 +35,7 @@ from teachable.policy.expert import ExpertPolicy
 from teachable.policy.lm import LMPolicy
 from teachable.policy.teacher.offline import OfflineTeacher
 from teachable.rollouts import goal_specs, run_episodes, sample_goals
+from teachable.stats import fixed_n_for_halfwidth
 from webshop_env.env import Shop
 
 

@@ -36,9 +36,9 @@ def run_phase(args: list[str], env: dict[str, str]) -> float:
 def variant(name: str, student_args: list[str], opts: argparse.Namespace, env: dict[str, str]) -> dict:
     from mlflow.tracking import MlflowClient
 
-    from teachable.label.stats import wilson_interval
     from teachable.policy.lm import is_placeholder
     from teachable.records import Trajectory, read_jsonl
+    from teachable.stats import wilson_interval
 
     data = ["--data_dir", opts.data_dir] if opts.data_dir else []
     common = ["--max_steps", str(opts.max_steps)]

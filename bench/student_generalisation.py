@@ -42,8 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from teachable.label.stats import rate
 from teachable.policy.reader import PageReader
+from teachable.stats import rate
 
 CATALOGUES = ("a", "b", "c")
 DEFAULT_B_CATEGORIES = "beauty,electronics,garden,pet,toys"

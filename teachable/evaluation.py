@@ -33,15 +33,16 @@ import pandas as pd
 from teachable.executor import Executor, ExecutorConfig, PolicySpec
 from teachable.label.labeling import select_snapshots
 from teachable.label.quadrant import QUADRANTS
-from teachable.label.stats import (
+from teachable.policy.base import Policy
+from teachable.records import LabeledSnapshot, Trajectory
+from teachable.rollouts import EpisodeSpec, play_episodes, run_episodes, sample_goals
+from teachable.seeding import derive_seed
+from teachable.stats import (
     MDE_POWER,
     bootstrap_interval,
     paired_bootstrap_interval,
     paired_mde,
 )
-from teachable.policy.base import Policy
-from teachable.records import LabeledSnapshot, Trajectory
-from teachable.rollouts import EpisodeSpec, derive_seed, play_episodes, run_episodes, sample_goals
 from webshop_env.env import Shop
 
 log = logging.getLogger(__name__)
@@ -289,7 +290,7 @@ def gains_vs_base(summary: Sequence[dict[str, Any]], base_name: str, *, rows: Se
         Rows with model, set, n_paired, success_gain (+ _low, _high, _mde) and score_gain (+ _low,
         _high, _mde): `_mde` is the minimum detectable effect of the paired comparison on these
         items at level `mde_alpha` (1 - `confidence`) and power `mde_power`
-        (`teachable.label.stats.paired_mde`), so a gain the interval does not find can be told
+        (`teachable.stats.paired_mde`), so a gain the interval does not find can be told
         apart as "no effect" or "no power".
 
     Raises:

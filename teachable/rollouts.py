@@ -30,6 +30,7 @@ from teachable.executor import (
 from teachable.policy.base import Policy, memoized
 from teachable.prompting import Context, context_from_env
 from teachable.records import Snapshot, Step, Trajectory
+from teachable.seeding import derive_seed, seeded_rng
 from webshop_env.env import Shop, WebShopEnv
 
 log = logging.getLogger(__name__)
@@ -66,11 +67,6 @@ class RolloutsConfig(ExecutorConfig):
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if self.temperature <= 0 and not self.greedy:
             raise ValueError("temperature must be > 0 (or set greedy=true).")
-
-
-def derive_seed(*keys: int) -> int:
-    """A 63-bit seed from integers (a base seed, a goal index, a repeat...), stable across runs."""
-    return int(np.random.SeedSequence([int(k) & 0xFFFFFFFFFFFFFFFF for k in keys]).generate_state(2, np.uint64)[0] >> 1)
 
 
 @dataclass(frozen=True)
@@ -304,7 +300,7 @@ def sample_goals(shop: Shop, split: str, n: int, seed: int) -> list[int]:
     pool = np.asarray(shop.split_goal_indices(split))
     if n <= 0 or n >= len(pool):
         return pool.tolist()
-    picked = np.random.default_rng(derive_seed(seed, len(pool))).choice(pool, size=n, replace=False)
+    picked = seeded_rng(seed, len(pool)).choice(pool, size=n, replace=False)
     return sorted(int(i) for i in picked)
 
 

@@ -35,11 +35,11 @@ import numpy as np
 
 from teachable.evaluation import EvalConfig, item_means, mean_diff
 from teachable.features import FeatureConfig
-from teachable.label.stats import MDE_POWER, paired_bootstrap_interval, paired_mde
 from teachable.predictor.metrics import top_k
 from teachable.predictor.split import trajectory_split
 from teachable.records import LabeledSnapshot
-from teachable.rollouts import derive_seed
+from teachable.seeding import seeded_rng
+from teachable.stats import MDE_POWER, paired_bootstrap_interval, paired_mde
 from teachable.supervision.examples import routed_format
 from teachable.training.sft import LoraRecipe
 
@@ -201,7 +201,7 @@ def select(pool: Sequence[LabeledSnapshot], method: str, k: int, *, seed: int | 
     if method == "random":
         if seed is None:
             raise ValueError("the random method needs a seed.")
-        rng = np.random.default_rng(derive_seed(seed, k, len(pool)))
+        rng = seeded_rng(seed, k, len(pool))
         return [pool[i] for i in rng.choice(len(pool), size=k, replace=False)]
     if method == "entropy":
         values = [float((r.uncertainty or {}).get("entropy", 0.0)) for r in pool]

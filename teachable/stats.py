@@ -1,4 +1,5 @@
-"""Rates, intervals and tests: the one statistics module for labels, evaluation and validation.
+"""Rates, intervals, tests and power: the one statistics module (the ground floor) for labels,
+evaluation, selection and the predictor's validation.
 
 Success rates are counts `k` of `n` rollouts. Their uncertainty is the Wilson score interval
 (good coverage at small n and at rates near 0 or 1, where the normal interval collapses);
@@ -63,7 +64,9 @@ def _z(confidence: float) -> float:
 
 
 def _wilson(phat: float, n: float, z: float) -> tuple[float, float]:
-    """Wilson score interval at observed proportion `phat` of `n` trials (n > 0)."""
+    """Wilson score interval at a proportion `phat` of `n` trials (n > 0), for planning at rates
+    that are not a count (`fixed_n_for_halfwidth`); observed counts go through scipy
+    (`wilson_interval`), which agrees with this formula to the last bit on every k <= n <= 40."""
     z2 = z * z
     denom = n + z2
     center = (n * phat + z2 / 2.0) / denom
@@ -72,7 +75,7 @@ def _wilson(phat: float, n: float, z: float) -> tuple[float, float]:
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a binomial rate.
+    """Wilson score interval for a binomial rate (scipy's `binomtest(k, n).proportion_ci`).
 
     Args:
         k: successes, 0 <= k <= n.
@@ -87,11 +90,11 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
         ValueError: for counts that are not integers with 0 <= k <= n, or a level outside (0, 1).
     """
     k, n = _counts(k, n)
-    z = _z(confidence)
+    _check_level(confidence, "confidence")
     if n == 0:
         return 0.0, 1.0
-    low, high = _wilson(k / n, n, z)
-    return (0.0 if k == 0 else low), (1.0 if k == n else high)
+    ci = sps.binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return (0.0 if k == 0 else float(ci.low)), (1.0 if k == n else float(ci.high))
 
 
 @dataclass(frozen=True)
@@ -391,6 +394,10 @@ def bootstrap_interval(
     seed: int = 0,
 ) -> tuple[float, float, float]:
     """Percentile bootstrap interval of a statistic of one sample.
+
+    Hand-written rather than `scipy.stats.bootstrap`: that one has no way to leave out the
+    resamples whose statistic is undefined (a Spearman correlation of a resample with one
+    distinct value), so a single one turns its interval into NaN.
 
     Args:
         values: the sample (1-d).

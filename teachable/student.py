@@ -42,13 +42,13 @@ from teachable.prompting import (
 )
 from teachable.rollouts import (
     EpisodeSpec,
-    derive_seed,
     goal_specs,
     run_episodes,
     sample_goals,
     step_context,
     summarize,
 )
+from teachable.seeding import derive_seed, seeded_rng
 from webshop_env.env import Shop, WebShopEnv
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ def synthetic_goals(shop: Shop, n: int, seed: int) -> list[dict]:
     if n <= 0:
         return []
     goals = build_goals(shop.catalog, human=False, goal_seed=seed)
-    order = np.random.default_rng(derive_seed(seed, 29)).permutation(len(goals))[:n]
+    order = seeded_rng(seed, 29).permutation(len(goals))[:n]
     return [goals[i] for i in sorted(order.tolist())]
 
 
@@ -232,7 +232,7 @@ def search_demonstrations(shop: Shop, n: int, seed: int, exclude: set[int] | fro
         log.warning("search_goals=%d: %d train and %d synthetic goals are available; %d more start pages get "
                     "instructions made from product titles", n, sources["train"], sources["synthetic"], len(titled))
         goals += titled
-    order = np.random.default_rng(derive_seed(seed, 17)).permutation(len(goals))[:n]
+    order = seeded_rng(seed, 17).permutation(len(goals))[:n]
     picked = sorted(order.tolist())
     counts = {"train": sum(i < sources["train"] for i in picked),
               "synthetic": sum(sources["train"] <= i < sources["train"] + sources["synthetic"] for i in picked)}
@@ -256,7 +256,7 @@ def title_goals(shop: Shop, n: int, seed: int) -> list[dict]:
     products = shop.catalog.products
     if n <= 0 or not products or not shop.goals:
         return []
-    rng = np.random.default_rng(derive_seed(seed, 37))
+    rng = seeded_rng(seed, 37)
     out = []
     for k in range(n):
         product = products[int(rng.integers(len(products)))]
@@ -423,7 +423,7 @@ def train_student(config: StudentConfig, shop: Shop, out_dir: str | Path) -> dic
     if config.trains:
         if config.anonymize_products:
             asins = [p["asin"] for p in shop.catalog.products]
-            pairs = anonymize_products(pairs, asins, np.random.default_rng(derive_seed(config.seed, 23)))
+            pairs = anonymize_products(pairs, asins, seeded_rng(config.seed, 23))
         policy, fitted = clone_expert(config, policy, pairs, out)
         metrics.update(final_loss=fitted["train_loss"], train_steps=fitted["steps"], losses=fitted["losses"])
     elif config.base_model != TINY:

@@ -19,12 +19,12 @@ from teachable.evaluation import (
     write_eval_csvs,
 )
 from teachable.label.quadrant import QUADRANTS
-from teachable.label.stats import bootstrap_interval
 from teachable.mining import mine_failures
 from teachable.policy import ExpertPolicy, RandomPolicy
 from teachable.records import LabeledSnapshot
 from teachable.reporting.evaluation import gain_heatmap, gain_matrix, parse_cell
 from teachable.rollouts import goal_specs, run_episodes, sample_goals
+from teachable.stats import bootstrap_interval
 from teachable.supervision.formats import FORMATS
 
 RECOVERABLE_STEP = 5  # from here on the expert has ample steps left to shop the goal

@@ -22,7 +22,6 @@ from teachable.label.labeling import (
 from teachable.label.leverage import leverage_labels, profile_of
 from teachable.label.patch_gain import patch_gain_labels
 from teachable.label.quadrant import quadrant_of, thresholds
-from teachable.label.stats import AdaptivePlan
 from teachable.label.uncertainty import uncertainty_of
 from teachable.mining import mine_failures
 from teachable.policy import RandomPolicy
@@ -31,6 +30,7 @@ from teachable.policy.teacher.offline import OfflineTeacher
 from teachable.prompting import Context, context_from_env
 from teachable.records import LabeledSnapshot, Snapshot, read_jsonl
 from teachable.rollouts import goal_specs, run_episodes
+from teachable.stats import AdaptivePlan
 from webshop_env.env import WebShopEnv
 
 

@@ -12,12 +12,12 @@ from teachable.rollouts import (
     EpisodeSpec,
     RolloutsConfig,
     collect_rollouts,
-    derive_seed,
     goal_specs,
     run_episodes,
     sample_goals,
     summarize,
 )
+from teachable.seeding import derive_seed
 from webshop_env.env import WebShopEnv
 
 

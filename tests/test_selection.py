@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from teachable.label.stats import paired_mde
 from teachable.records import LabeledSnapshot
 from teachable.selection import (
     COMPARISON_COLUMNS,
@@ -27,6 +26,7 @@ from teachable.selection import (
     selection_pool,
     split_pool,
 )
+from teachable.stats import paired_mde
 
 ELP = [0.1, 0.9, -0.2, 0.5, 0.0, 0.7]
 ENTROPY = [1.2, 0.1, 0.8, 0.3, 2.0, 0.0]

@@ -1,4 +1,4 @@
-"""teachable.label.stats against published values, scipy, closed forms and seeded Monte Carlo."""
+"""teachable.stats against published values, scipy, closed forms and seeded Monte Carlo."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 from scipy.special import betaln
 
-from teachable.label.stats import (
+from teachable.stats import (
     AdaptivePlan,
     Rate,
     beats,

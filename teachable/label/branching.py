@@ -20,10 +20,11 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from teachable.label.stats import AdaptivePlan
 from teachable.policy.base import Policy, memoized
 from teachable.records import Snapshot
-from teachable.rollouts import EpisodeSpec, derive_seed, run_episodes
+from teachable.rollouts import EpisodeSpec, run_episodes
+from teachable.seeding import derive_seed
+from teachable.stats import AdaptivePlan
 
 log = logging.getLogger(__name__)
 

@@ -34,12 +34,13 @@ from teachable.label.depth import intervention_depths
 from teachable.label.leverage import leverage_labels, profile_of
 from teachable.label.patch_gain import patch_gain_labels
 from teachable.label.quadrant import QUADRANTS, quadrant_of, thresholds, u_value
-from teachable.label.stats import TESTS, AdaptivePlan, rate
 from teachable.label.uncertainty import measure_uncertainty
 from teachable.policy.base import Policy
 from teachable.policy.teacher.base import Teacher, TeacherAdvice
 from teachable.records import JsonlAppender, LabeledSnapshot, Snapshot, iter_jsonl
-from teachable.rollouts import PATCH_SCOPES, derive_seed, snapshot_context
+from teachable.rollouts import PATCH_SCOPES, snapshot_context
+from teachable.seeding import seeded_rng
+from teachable.stats import TESTS, AdaptivePlan, rate
 from teachable.supervision.formats import condition_patches
 from webshop_env.env import Shop, WebShopEnv
 from webshop_env.state import StateError
@@ -173,7 +174,7 @@ def select_snapshots(snapshots: Sequence[Snapshot], max_snapshots: int, seed: in
     """At most `max_snapshots` snapshots drawn without replacement with `seed`, in file order."""
     if not max_snapshots or max_snapshots >= len(snapshots):
         return list(snapshots)
-    rng = np.random.default_rng(derive_seed(seed, len(snapshots)))
+    rng = seeded_rng(seed, len(snapshots))
     keep = set(rng.choice(len(snapshots), size=max_snapshots, replace=False).tolist())
     return [s for i, s in enumerate(snapshots) if i in keep]
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from teachable.label.stats import diff_interval, rate
+from teachable.stats import diff_interval, rate
 
 PROFILES: tuple[str, ...] = ("dead_end", "bottleneck", "trajectory", "low_leverage")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from teachable.label.stats import beats, diff_interval, fisher_greater, prob_greater
+from teachable.stats import beats, diff_interval, fisher_greater, prob_greater
 from teachable.supervision.formats import FORMATS, PLACEBO
 
 NO_ROUTE = "none"

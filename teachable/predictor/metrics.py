@@ -3,7 +3,7 @@
 All take the true values `y` (ELP_net) and the scores a method ranks by (higher first; ties
 keep the input order, so a method with constant scores ranks in file order).
 
-- `spearman(y, scores)`: Spearman rank correlation (`teachable.label.stats.spearman`).
+- `spearman(y, scores)`: Spearman rank correlation (`teachable.stats.spearman`).
 - `ndcg_at_k(y, scores, k)`: DCG of the top k by score over the best possible DCG, with gain
   `max(y, 0)` (a negative ELP is no gain from teaching) and discount `1 / log2(rank + 1)`;
   NaN when no snapshot has a positive gain. k larger than the set is the whole set.
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from teachable.label.stats import spearman
+from teachable.stats import spearman
 
 __all__ = ["spearman", "ndcg_at_k", "precision_at_k", "ranking_metrics", "ranking_curve", "top_k"]
 

@@ -25,7 +25,7 @@ from teachable.predictor.metrics import mean_of, ranking_curve, ranking_metrics
 from teachable.predictor.models import BACKENDS, PredictorSettings, TeachabilityPredictor
 from teachable.predictor.split import trajectory_split
 from teachable.records import LabeledSnapshot
-from teachable.rollouts import derive_seed
+from teachable.seeding import seeded_rng
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def train_predictors(records: Sequence[LabeledSnapshot], config: PredictorConfig
     by_model["entropy"] = ranking_metrics(y_valid, entropy, config.k)
     metrics += _rows("entropy", by_model["entropy"], config.k)
     curves += [{"model": "entropy", **c} for c in ranking_curve(y_valid, entropy)]
-    random_scores = [np.random.default_rng(derive_seed(config.seed, 7919, i)).random(len(valid))
+    random_scores = [seeded_rng(config.seed, 7919, i).random(len(valid))
                      for i in range(config.n_random)]
     by_model["random"] = mean_of([ranking_metrics(y_valid, s, config.k) for s in random_scores])
     metrics += _rows("random", by_model["random"], config.k)

@@ -17,11 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from teachable.label.quadrant import QUADRANTS
 from teachable.records import LabeledSnapshot
-from teachable.rollouts import derive_seed
+from teachable.seeding import seeded_rng
 from teachable.supervision.examples import routed_format
 from teachable.supervision.formats import FORMATS
 
@@ -109,7 +107,7 @@ def cell_examples(records: Sequence[LabeledSnapshot], cell: str, budget: int,
     pool = [r for r in usable if quadrant is None or r.quadrant == quadrant]
     if not pool:
         raise EmptyCellError(empty_cell_message(records, cell, quadrant))
-    rng = np.random.default_rng(derive_seed(seed, CELLS.index(cell)))
+    rng = seeded_rng(seed, CELLS.index(cell))
     if cell == "B2_all":
         return [(r, routed_format(r)) for r in pool], {
             "n_available": len(pool), "n_examples": len(pool), "with_replacement": False}

@@ -28,10 +28,11 @@ from tqdm.auto import tqdm
 
 from teachable.executor import Executor, ExecutorConfig, LocalExecutor, ShopSpec
 from teachable.label.quadrant import QUADRANTS
-from teachable.label.stats import paired_bootstrap_interval, spearman
 from teachable.policy.lm import LMPolicy
 from teachable.records import LabeledSnapshot
-from teachable.rollouts import EpisodeSpec, derive_seed, run_episodes
+from teachable.rollouts import EpisodeSpec, run_episodes
+from teachable.seeding import derive_seed, seeded_rng
+from teachable.stats import paired_bootstrap_interval, spearman
 from teachable.supervision.examples import routed_format, supervision_pair
 from teachable.training.sft import SFTSettings, micro_update
 from webshop_env.env import Shop
@@ -71,7 +72,7 @@ def stratified_sample(records: Sequence[LabeledSnapshot], per_quadrant: int, see
     for r in records:
         if r.quadrant and r.teacher:
             by_q[r.quadrant].append(r)
-    rng = np.random.default_rng(derive_seed(seed, 101))
+    rng = seeded_rng(seed, 101)
     out = []
     for q in QUADRANTS:
         pool = by_q.get(q, [])
