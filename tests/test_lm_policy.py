@@ -207,21 +207,6 @@ def test_copied_queries_use_only_the_instructions_words(model, tokenizer) -> Non
     assert any(piece not in instructions and piece != "]" for piece in picked(copy=False))  # a free model strays
 
 
-def test_copied_queries_are_spans_of_their_instruction(model, tokenizer) -> None:
-    contexts = [search_page("i want green tea bags, and price lower than 30.00 dollars"),
-                search_page("i need a white t-shirt in size m with green tea print"), search_page("red red shoes")]
-    pol = LMPolicy(model, tokenizer, temperature=2.0, max_query_tokens=12, batch_size=3, copy_queries=True)
-    queries = set()
-    for seed in range(12):
-        for ctx, action in zip(contexts, pol.generate_queries(contexts, [np.random.default_rng([seed, i]) for i in range(3)],
-                                                           greedy=False), strict=True):
-            query = action[len("search["):-1]
-            # the query's words run in the instruction's order, without a gap, whole words
-            assert re.search(rf"(^|\s){re.escape(query)}($|[\s,.])", ctx.instruction), (query, ctx.instruction)
-            queries.add(query)
-    assert len(queries) > 6  # spans that start and stop in many places: the constraint does not pick the query
-
-
 def test_query_parsing_and_fallback() -> None:
     assert parse_query(" red shoes ] trailing") == "red shoes"
     assert parse_query("blue\nmore") == "blue"

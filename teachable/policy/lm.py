@@ -131,46 +131,6 @@ def _context_key(prompt: str, actions: Sequence[str]) -> bytes:
     return hashlib.blake2b("\x00".join((prompt, *actions)).encode(), digest_size=16).digest()
 
 
-class _SpanCopy:
-    """The tokens a query may go on with so that it stays one contiguous span of its instruction.
-
-    A query starts at a word of the instruction (its token with a space, or without one right
-    after `[`), then takes the instruction's next token, or closes (`]`, end of text) where a
-    word ends; where a token occurs several times every occurrence is followed at once. So a
-    small model only decides where its query starts and where it stops, never a word out of
-    order or half a word.
-    """
-
-    def __init__(self, tokens: Sequence[int], texts: Sequence[str], bare: Sequence[int | None],
-                 closing: set[int]) -> None:
-        self.tokens = list(tokens)
-        n = len(self.tokens)
-        starts = [j for j in range(n) if texts[j][:1] == " " and len(texts[j]) > 1]
-        self.firsts = {self.tokens[j]: {j} for j in starts}
-        for j in starts:
-            self.firsts.setdefault(self.tokens[j], set()).add(j)
-            if bare[j] is not None:
-                self.firsts.setdefault(bare[j], set()).add(j)
-        # a word ends after token j where the next token does not go on with it (letters, digits,
-        # the hyphen of `t-shirt`, the apostrophe of `women's`, the slash of `1/2`)
-        self.word_end = [j + 1 == n or not (texts[j + 1][:1].isalnum() or texts[j + 1][:1] in "-'/")
-                         for j in range(n)]
-        self.closing = closing
-        self.positions: set[int] | None = None  # where in the instruction the query's last token is
-
-    def allowed(self) -> set[int]:
-        if self.positions is None:
-            return set(self.firsts)
-        out = {self.tokens[j + 1] for j in self.positions if j + 1 < len(self.tokens)}
-        return out | self.closing if not out or any(self.word_end[j] for j in self.positions) else out
-
-    def take(self, token: int) -> None:
-        if self.positions is None:
-            self.positions = set(self.firsts.get(token, ()))
-        else:
-            self.positions = {j + 1 for j in self.positions if j + 1 < len(self.tokens) and self.tokens[j + 1] == token}
-
-
 class LMPolicy:
     """A causal LM that clicks by scoring the valid actions and writes search queries.
 
@@ -692,19 +652,19 @@ class LMPolicy:
                 queries[i] = instruction_query(contexts[i].instruction)
         return [f"{QUERY_PREFIX}{query}]" for query in queries]
 
-    def _query_spans(self, contexts: Sequence[Context]) -> list[_SpanCopy]:
-        """Per context, the copier that keeps a written query a span of its instruction (`copy_queries`)."""
-        closing = {ids[0] for ids in self.encode_completions(["]", " ]"]) if len(ids) == 1}
+    def _query_vocabulary(self, contexts: Sequence[Context], vocab: int) -> torch.Tensor:
+        """Per context, the tokens a copied query may use (`copy_queries`): the instruction's, each
+        of its words' with and without a space before it (the query's first word), `]` and
+        end-of-sequence."""
+        allowed = torch.zeros((len(contexts), vocab), dtype=torch.bool)
+        closing = {t for ids in self.encode_completions(["]", " ]"]) for t in ids}
         closing |= {self._eos_id} if self._eos_id is not None else set()
-        out = []
-        for tokens in self.encode_completions([" " + ctx.instruction for ctx in contexts]):
-            texts = [self.tokenizer.decode([t], clean_up_tokenization_spaces=False) for t in tokens]
-            starts = [j for j, text in enumerate(texts) if len(text) > 1 and text[0] == " "]
-            bare: list[int | None] = [None] * len(tokens)  # ` red` as `red`, the way a query's first word may come
-            for j, ids in zip(starts, self.encode_completions([texts[j][1:] for j in starts]), strict=True):
-                bare[j] = ids[0] if len(ids) == 1 else None
-            out.append(_SpanCopy(tokens, texts, bare, closing))
-        return out
+        for row, ctx in enumerate(contexts):
+            words = ctx.instruction.split()
+            pieces = [ctx.instruction, *words, *(" " + w for w in words)]
+            ids = {t for piece in self.encode_completions(pieces) for t in piece} | closing
+            allowed[row, [t for t in ids if t < vocab]] = True
+        return allowed.to(self.device)
 
     def _next_tokens(self, log_probs: torch.Tensor, rngs: list[np.random.Generator] | None) -> list[int]:
         if rngs is None:
@@ -725,23 +685,18 @@ class LMPolicy:
         prefix = self.encode_completions([completion_text(QUERY_PREFIX)])[0]
         sequences = [p + prefix for p in self.encode_prompts([self.prompt(c) for c in contexts])]
         cache, log_probs, mask, positions = self._prefill(sequences)
-        spans = self._query_spans(contexts) if self.copy_queries else None
+        allowed = self._query_vocabulary(contexts, log_probs.shape[-1]) if self.copy_queries else None
         generated: list[list[int]] = [[] for _ in contexts]
         texts = [""] * len(contexts)
         active = list(range(len(contexts)))  # rows of the batch still writing, in cache order
         for step in range(self.max_query_tokens):
-            if spans is not None:
-                allowed = torch.zeros(log_probs.shape, dtype=torch.bool)
-                for k, row in enumerate(active):
-                    allowed[k, [t for t in spans[row].allowed() if t < log_probs.shape[-1]]] = True
-                log_probs = log_probs.masked_fill(~allowed.to(dev), -math.inf)
+            if allowed is not None:
+                log_probs = log_probs.masked_fill(~allowed[active], -math.inf)
             tokens = self._next_tokens(log_probs, None if rngs is None else [rngs[r] for r in active])
             keep = []
             for k, (row, token) in enumerate(zip(active, tokens, strict=True)):
                 if token == self._eos_id:
                     continue
-                if spans is not None:
-                    spans[row].take(token)
                 generated[row].append(token)
                 texts[row] = self.tokenizer.decode(generated[row], skip_special_tokens=True,
                                                    clean_up_tokenization_spaces=False)
