@@ -428,6 +428,12 @@ def test_half_written_cache_dirs_are_ignored(tmp_path: Path) -> None:
     assert not engine.from_cache
     assert all(engine.search(q) == reference.search(q) for q in QUERIES)
     assert open_search_engine(products, "h", cache_dir=tmp_path).from_cache
+    # Score bounds of another shape (say, from a half-copied index): rebuilt too.
+    np.save(final / "term_bounds.npy", np.zeros((2, 3), np.float32))
+    engine = open_search_engine(products, "h", cache_dir=tmp_path)
+    assert not engine.from_cache
+    assert all(engine.search(q) == reference.search(q) for q in QUERIES)
+    assert open_search_engine(products, "h", cache_dir=tmp_path).from_cache
 
 
 # --------------------------------------------------------------------------------------------
@@ -453,22 +459,87 @@ def test_pyserini_parity(tmp_path: Path) -> None:
         assert ours.search(query, k=50) == lucene.search(query, k=50), query
 
 
+def _assert_compiled_matches_dense(engine: BM25Engine, queries: list[str], ks: tuple[int, ...]) -> None:
+    from webshop_env.search import kernel
+
+    for q in queries:  # the kernel itself runs, not the dense fallback
+        assert kernel.sums_are_exact(engine._bounds, *engine._kernel_query(q)), q
+    differing = [(q, k) for q in queries for k in ks if engine._search_postings(q, k) != engine._search_dense(q, k)]
+    assert not differing
+
+
 def test_compiled_search_ranks_exactly_as_the_dense_path(tmp_path: Path) -> None:
-    """Identical top-50 (and every shorter cut) from the postings kernel and the dense numpy path."""
+    """Identical top-50 (and shorter cuts) from the postings kernel and the dense numpy path.
+
+    10,000 products span several full windows and 157 blocks of the block-max table.
+    """
     from webshop_env.catalog import load_catalog
     from webshop_env.generate import generate_catalog
     from webshop_env.goals import build_goals
 
-    generate_catalog(tmp_path / "cat", n_products=3000, seed=11)
+    generate_catalog(tmp_path / "cat", n_products=10_000, seed=11)
     catalog = load_catalog(tmp_path / "cat", store_dir=tmp_path / "stores")
     engine = open_search_engine(catalog.products, catalog.content_hash, cache_dir=None, cache_size=0)
-    queries = [g["instruction_text"] for g in build_goals(catalog)][:300]
+    assert engine._block_max.shape[0] > 0  # the block-max table is in use
+    goals = build_goals(catalog)
+    queries = [g["instruction_text"] for g in goals][:400]
+    queries += [q.split(", and price")[0] for q in queries[:100]]
     queries += [" ".join(q.split()[:2]) for q in queries[:100]]  # short queries: many ties
+    queries += [" ".join(q.split()[-3:]) for q in queries[:100]]
     queries += [f"{w} {w} shoes {w}" for w in ("red", "women", "pack", "black")]  # repeated terms
-    queries += [catalog.products[i]["Title"] for i in range(0, 3000, 97)]
-    differing = [q for q in queries if engine.search(q, k=50) != engine._search_dense(q, 50)]
-    assert not differing
+    queries += [f"{q} {q.split()[-1]} {q.split()[-1]}" for q in queries[:40]]
+    queries += [catalog.products[i]["Title"] for i in range(0, 10_000, 97)]
+    _assert_compiled_matches_dense(engine, queries, (50,))
     assert sum(len(engine.search(q, k=50)) == 50 for q in queries) > len(queries) // 2  # cuts happen
-    for q in queries[:30]:
-        for k in (1, 7, 10, 49):
-            assert engine._search_postings(q, k) == engine._search_dense(q, k)
+    _assert_compiled_matches_dense(engine, queries[:40] + queries[-60:], (1, 7, 10, 49, 200))
+
+
+def test_compiled_search_ties_at_the_kth_score_across_windows() -> None:
+    """Thousands of equal scores spread over many windows: the cut keeps the lowest tie ranks."""
+    rng = random.Random(5)
+    words = "red blue shoe dress cotton tea oil".split()
+    docs = [rng.choice(["red shoe", "red shoe", "blue shoe", "red red shoe", "tea"]) for _ in range(20_000)]
+    docs = [d if rng.random() < 0.9 else f"{d} {' '.join(rng.choices(words, k=rng.randint(1, 30)))}" for d in docs]
+    ids = [f"B{rng.randrange(10**9):09d}" for _ in docs]
+    engine = BM25Engine(docs, doc_ids=ids, cache_size=0)
+    queries = ["red shoe", "red red shoe", "shoe", "blue shoe red", "tea tea", "shoe shoe shoe red", "oil tea red"]
+    _assert_compiled_matches_dense(engine, queries, (1, 10, 50, 51, 500, 5000))
+    for q in ("red shoe", "tea tea"):  # the 500th score is shared by documents across many windows
+        scores, top = engine.scores(q), engine.search(q, k=500)
+        tied = np.flatnonzero(scores == scores[top[-1]])
+        assert tied.size > 100 and tied.max() - tied.min() > 4 * 4096
+
+
+def test_block_maxima_bound_every_score() -> None:
+    from webshop_env.search import kernel
+
+    docs, _, _ = lucene_fixture_corpus()
+    engine = BM25Engine(docs * 3)  # 1,200 documents, 19 blocks
+    rows, table, term_max = engine._block_rows, engine._block_max, engine._bounds[0]
+    indptr, indices, data = engine._indptr, engine._indices, engine._data
+    num_blocks = -(-engine.num_docs // kernel.BLOCK)
+    assert table.shape == (int(np.count_nonzero(rows >= 0)), num_blocks) and table.shape[0] > 0
+    for term in range(len(indptr) - 1):
+        lo, hi = indptr[term], indptr[term + 1]
+        assert (rows[term] >= 0) == (hi - lo >= num_blocks)
+        assert term_max[term] == data[lo:hi].max() and engine._bounds[2, term] == data[lo:hi].min()
+        if rows[term] >= 0:
+            codes = table[rows[term]]
+            unit = np.float64(term_max[term]) * (1.0 / 255.0)
+            blocks = indices[lo:hi] // kernel.BLOCK
+            bound = codes[blocks] * unit
+            assert np.all((bound >= data[lo:hi]) | (codes[blocks] == 255))
+            assert np.all(codes[np.setdiff1d(np.arange(num_blocks), blocks)] == 0)
+
+
+def test_inexact_sums_fall_back_to_the_dense_path(monkeypatch) -> None:
+    from webshop_env.search import kernel
+
+    bounds = np.array([[20.0, 30.0], [2.0, 2.0], [1e-9, 0.5], [1.0, 1.0]], np.float32)  # rows: max, max x, min, min x
+    assert not kernel.sums_are_exact(bounds, np.array([0, 1]), np.zeros(2, np.float32))
+    assert kernel.sums_are_exact(bounds, np.array([1]), np.zeros(1, np.float32))
+    engine = BM25Engine(SMALL_DOCS, cache_size=0)
+    expected = engine._search_dense("red shoes", 50)
+    monkeypatch.setattr(kernel, "sums_are_exact", lambda *args: False)
+    monkeypatch.setattr(kernel, "top_k", lambda *args: pytest.fail("the kernel ran on inexact sums"))
+    assert engine.search("red shoes") == expected == [4, 0, 2, 1]

@@ -50,11 +50,15 @@ TIE_BREAKS = ("asin", "index")
 DEFAULT_K1 = 0.9
 DEFAULT_B = 0.4
 DEFAULT_CACHE_SIZE = 4096
-INDEX_FORMAT = 1
+INDEX_FORMAT = 1  # the pyserini index's
+BM25_INDEX_FORMAT = 2  # 2: with the compiled search's score bounds (term_bounds.npy, block_*.npy)
 META_FILE = "webshop_index.json"
 _TF_FILE = "tf.npy"
 _NORMS_FILE = "norms.npy"
 _TIE_FILE = "tie_rank.npy"
+_BOUNDS_FILE = "term_bounds.npy"
+_BLOCK_ROWS_FILE = "block_rows.npy"
+_BLOCK_MAX_FILE = "block_max.npy"
 _SAFE_HASH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _NUM_FREE_VALUES = 24  # SmallFloat: 255 - longToInt4(Integer.MAX_VALUE)
 _BUILD_CHUNK = 8192
@@ -343,7 +347,7 @@ class BM25Engine:
         }
         stats = {"doc_count": csc["doc_count"], "total_tokens": csc["total_tokens"]}
         tie_rank = _tie_ranks(doc_ids, len(documents))
-        self._init_state(analyzer, bm25, csc["tf"], csc["norms"], tie_rank, stats, cache_size)
+        self._init_state(analyzer, bm25, csc["tf"], csc["norms"], tie_rank, stats, cache_size, None)
         self.build_seconds = time.perf_counter() - start
         self.load_seconds = 0.0
         self.from_cache = False
@@ -361,6 +365,7 @@ class BM25Engine:
         tie_rank: np.ndarray | None,
         stats: dict[str, int],
         cache_size: int,
+        bounds: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
     ) -> None:
         self.analyzer = analyzer
         self._bm25 = bm25
@@ -385,7 +390,13 @@ class BM25Engine:
         self._k_data, self._k_indices = np.asarray(self._data), np.asarray(self._indices)
         self._k_tf, self._k_indptr, self._k_norms = np.asarray(tf), np.asarray(self._indptr), np.asarray(norms)
         self._k_tie = np.asarray(tie_rank) if tie_rank is not None else np.zeros(1, dtype=np.int32)
-        self._term_max = kernel.term_max_scores(self._k_data, self._k_indptr)
+        if bounds is None:  # the compiled search's score bounds: per term, and per term and block
+            term = kernel.term_bounds(
+                self._k_data, self._k_indices, self._k_tf, self._k_indptr, self._k_norms, self._norm_inverse,
+            )
+            blocks = kernel.block_maxima(self._k_data, self._k_indices, self._k_indptr, self.num_docs, term[0])
+            bounds = (term, *blocks)
+        self._bounds, self._block_rows, self._block_max = (np.asarray(a) for a in bounds)
 
     # -- persistence -------------------------------------------------------------------------
 
@@ -401,8 +412,11 @@ class BM25Engine:
         np.save(path / _NORMS_FILE, self._norms, allow_pickle=False)
         if self._tie_rank is not None:
             np.save(path / _TIE_FILE, self._tie_rank, allow_pickle=False)
+        np.save(path / _BOUNDS_FILE, self._bounds, allow_pickle=False)
+        np.save(path / _BLOCK_ROWS_FILE, self._block_rows, allow_pickle=False)
+        np.save(path / _BLOCK_MAX_FILE, self._block_max, allow_pickle=False)
         meta = {
-            "format": INDEX_FORMAT,
+            "format": BM25_INDEX_FORMAT,
             "backend": "bm25s",
             "analyzer": ANALYZER_VERSION,
             "num_docs": self.num_docs,
@@ -429,7 +443,7 @@ class BM25Engine:
         start = time.perf_counter()
         path = Path(path)
         meta = _read_meta(path)
-        if meta.get("format") != INDEX_FORMAT or meta.get("analyzer") != ANALYZER_VERSION:
+        if meta.get("format") != BM25_INDEX_FORMAT or meta.get("analyzer") != ANALYZER_VERSION:
             raise ValueError(f"{path}: index format or analyzer version differs; rebuild it")
         # Memory-mapped: processes on a node share the index's pages, and opening reads nothing.
         bm25 = bm25s.BM25.load(path, show_progress=False, mmap=True)
@@ -437,7 +451,11 @@ class BM25Engine:
         norms = np.load(path / _NORMS_FILE, allow_pickle=False, mmap_mode="r")
         tie_rank = np.load(path / _TIE_FILE, allow_pickle=False, mmap_mode="r") if meta["tie_break"] == "id" else None
         engine = cls.__new__(cls)
-        engine._init_state(Analyzer(), bm25, tf, norms, tie_rank, meta, cache_size)
+        bounds = tuple(
+            np.load(path / name, allow_pickle=False, mmap_mode="r")
+            for name in (_BOUNDS_FILE, _BLOCK_ROWS_FILE, _BLOCK_MAX_FILE)
+        )
+        engine._init_state(Analyzer(), bm25, tf, norms, tie_rank, meta, cache_size, bounds)
         engine._validate(meta)
         engine.build_seconds = float(meta.get("build_seconds", 0.0))
         engine.load_seconds = time.perf_counter() - start
@@ -456,6 +474,13 @@ class BM25Engine:
             problems.append("posting arrays")
         if self._tie_rank is not None and self._tie_rank.shape != (self.num_docs,):
             problems.append("tie ranks")
+        num_blocks = -(-self.num_docs // kernel.BLOCK)
+        if (
+            self._bounds.shape != (4, len(self._vocab)) or self._block_rows.shape != (len(self._vocab),)
+            or self._block_max.ndim != 2 or self._block_max.shape[1] != num_blocks
+            or self._block_max.shape[0] != int(np.count_nonzero(np.asarray(self._block_rows) >= 0))
+        ):
+            problems.append("score bounds")
         if problems:
             raise ValueError(f"inconsistent index ({', '.join(problems)}); rebuild it")
 
@@ -478,19 +503,27 @@ class BM25Engine:
             self._cache.put(key, hit)
         return list(hit)
 
-    def _search_postings(self, query: str, k: int) -> list[int]:
-        """The compiled path (`webshop_env.search.kernel`): only the query terms' postings."""
+    def _kernel_query(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """The query's distinct term ids and their kernel weights (0: the stored score)."""
         counts = self._query_terms(query)
-        if not counts or k == 0:
-            return []
         term_ids = np.fromiter(counts, dtype=np.int64, count=len(counts))
         weights = np.array(
             [0.0 if c == 1 else np.float32(c) * _idf(self._df(t), self.doc_count) for t, c in counts.items()],
             dtype=np.float32,
         )
+        return term_ids, weights
+
+    def _search_postings(self, query: str, k: int) -> list[int]:
+        """The compiled path (`webshop_env.search.kernel`): only the query terms' postings."""
+        term_ids, weights = self._kernel_query(query)
+        if not term_ids.size or k == 0:
+            return []
+        if not kernel.sums_are_exact(self._bounds, term_ids, weights):
+            return self._search_dense(query, k)  # a near-universal term in a huge catalogue
         docs = kernel.top_k(
             self._k_data, self._k_indices, self._k_tf, self._k_indptr, self._k_norms, self._norm_inverse,
-            self._k_tie, self._tie_rank is not None, term_ids, weights, self._term_max, k,
+            self._k_tie, self._tie_rank is not None, term_ids, weights, self._bounds, self._block_rows,
+            self._block_max, k,
         )
         return docs.tolist()
 
@@ -805,7 +838,7 @@ def _open_bm25_cached(
     cache_size: int,
 ) -> BM25Engine:
     expected = {
-        "format": INDEX_FORMAT, "backend": "bm25s", "analyzer": ANALYZER_VERSION,
+        "format": BM25_INDEX_FORMAT, "backend": "bm25s", "analyzer": ANALYZER_VERSION,
         "content_hash": content_hash, "num_docs": len(products), "k1": DEFAULT_K1, "b": DEFAULT_B,
         "tie_break": "index" if doc_ids is None else "id",
     }
@@ -815,6 +848,8 @@ def _open_bm25_cached(
         except (OSError, ValueError, KeyError) as exc:
             logger.warning("rebuilding unreadable search index %s: %s", index_dir, exc)
             _remove_dir(index_dir)
+    elif (index_dir / META_FILE).is_file():
+        logger.info("rebuilding search index %s: built by another format or with other settings", index_dir)
     engine = BM25Engine(_documents(products), doc_ids=doc_ids, cache_size=cache_size)
     try:
         _publish_dir(
