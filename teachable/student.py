@@ -355,12 +355,13 @@ def build_student(config: StudentConfig, shop: Shop, pairs: Sequence[tuple[Conte
 
 def few_shot_examples(shop: Shop, goal_indices: Sequence[int], n: int, seed: int, by: str = "expert",
                       alias_products: bool = False) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """`n` episodes the demonstrator `by` solved on the first of `goal_indices` (train goals), as
-    (instruction, actions) pairs for a chat model's prompt (`few_shot`). Each action is written as
-    the student writes it: a product click as its alias on its page with `alias_products`."""
+    """The first `n` episodes the demonstrator `by` solved on `goal_indices` (train goals; pass a few
+    times `n`, as some fail), as (instruction, actions) pairs for a chat model's prompt (`few_shot`).
+    Each action is written as the student writes it: a product click as its alias on its page with
+    `alias_products`."""
     if n <= 0:
         return ()
-    trajs = run_episodes(shop, demonstrator(by, shop), goal_specs(list(goal_indices)[:8 * n], seed=seed, split="train"),
+    trajs = run_episodes(shop, demonstrator(by, shop), goal_specs(list(goal_indices), seed=seed, split="train"),
                          greedy=True)
     solved = [t for t in trajs if t.success][:n]
     return tuple((t.goal["instruction_text"],

@@ -112,7 +112,7 @@ def test_chat_prompt_has_no_placeholder_and_few_shot_examples(chat_models, small
 
 
 def test_few_shot_examples_are_written_as_the_student_writes_actions(small_shop) -> None:
-    shots = few_shot_examples(small_shop, list(small_shop.split_goal_indices("train"))[:40], 2, seed=0, by="reader",
+    shots = few_shot_examples(small_shop, list(small_shop.split_goal_indices("train"))[:16], 2, seed=0, by="reader",
                               alias_products=True)
     assert len(shots) == 2
     asins = {p["asin"].lower() for p in small_shop.catalog.products}
