@@ -31,12 +31,11 @@ import numpy as np
 import pandas as pd
 
 from teachable.executor import Executor, ExecutorConfig, PolicySpec
-from teachable.label.labeling import select_snapshots
 from teachable.label.quadrant import QUADRANTS
 from teachable.policy.base import Policy
 from teachable.records import LabeledSnapshot, Trajectory
 from teachable.rollouts import EpisodeSpec, play_episodes, run_episodes, sample_goals
-from teachable.seeding import derive_seed
+from teachable.seeding import derive_seed, seeded_subset
 from teachable.stats import (
     MDE_POWER,
     bootstrap_interval,
@@ -140,7 +139,7 @@ def build_eval_sets(shop: Shop, *, labeled: Sequence[LabeledSnapshot], rollouts:
         if not playable:
             raise ValueError("no labeled failure snapshot to evaluate on: run the `label` phase (after `rollouts` "
                              "and `mine`) first, or set failure_snapshots=0.")
-        failures = select_snapshots(playable, config.failure_snapshots, config.seed)
+        failures = seeded_subset(playable, config.failure_snapshots, config.seed)
     retention: list[int] = []
     if config.retention_goals:
         train = set(shop.split_goal_indices("train"))
@@ -149,8 +148,7 @@ def build_eval_sets(shop: Shop, *, labeled: Sequence[LabeledSnapshot], rollouts:
             raise EvalSetError(f"the retention set needs train goals the base student solved, and it solved none in the "
                                f"{len(rollouts)} rollouts given: run the `rollouts` phase with more goals (or a student "
                                "that succeeds sometimes) first, or set retention_goals=0.")
-        # select_snapshots is the seeded, order-keeping draw; it works on any sequence.
-        retention = list(select_snapshots(solved, config.retention_goals, config.seed))  # type: ignore[arg-type]
+        retention = seeded_subset(solved, config.retention_goals, config.seed)
     sets = EvalSets(heldout=heldout, failures=failures, retention=retention)
     log.info("evaluation sets: %s", sets.sizes())
     return sets

@@ -363,3 +363,13 @@ def test_paired_mde_never_claims_power_from_no_spread() -> None:
         paired_mde([1.0, 0.0], [1.0])
     with pytest.raises(ValueError, match="power"):
         paired_mde([1.0, 0.0], [0.0, 1.0], power=1.0)
+
+
+def test_seeded_subset_keeps_order_and_depends_only_on_the_seed() -> None:
+    from teachable.seeding import seeded_subset
+
+    items = list(range(100, 140))
+    picked = seeded_subset(items, 7, seed=3)
+    assert len(picked) == 7 and picked == sorted(picked) and set(picked) <= set(items)
+    assert picked == seeded_subset(items, 7, seed=3) and picked != seeded_subset(items, 7, seed=4)
+    assert seeded_subset(items, 0, seed=3) == items and seeded_subset(items, 99, seed=3) == items

@@ -39,7 +39,7 @@ from teachable.policy.base import Policy
 from teachable.policy.teacher.base import Teacher, TeacherAdvice
 from teachable.records import JsonlAppender, LabeledSnapshot, Snapshot, iter_jsonl
 from teachable.rollouts import PATCH_SCOPES, snapshot_context
-from teachable.seeding import seeded_rng
+from teachable.seeding import seeded_subset
 from teachable.stats import TESTS, AdaptivePlan, rate
 from teachable.supervision.formats import condition_patches
 from webshop_env.env import Shop, WebShopEnv
@@ -172,11 +172,7 @@ class LabelSetup:
 
 def select_snapshots(snapshots: Sequence[Snapshot], max_snapshots: int, seed: int) -> list[Snapshot]:
     """At most `max_snapshots` snapshots drawn without replacement with `seed`, in file order."""
-    if not max_snapshots or max_snapshots >= len(snapshots):
-        return list(snapshots)
-    rng = seeded_rng(seed, len(snapshots))
-    keep = set(rng.choice(len(snapshots), size=max_snapshots, replace=False).tolist())
-    return [s for i, s in enumerate(snapshots) if i in keep]
+    return seeded_subset(snapshots, max_snapshots, seed)
 
 
 def teacher_advice(teacher: Teacher, fallback: Teacher | None, contexts: Sequence, actions: Sequence[str],
