@@ -289,7 +289,7 @@ def resolve_upstream(phase: str, ref: str, param: str) -> Upstream:
     elif RUN_ID_RE.match(ref):
         run_id = ref
     elif m := MODEL_URI_RE.match(ref):
-        version = _model_version(client, m["name"], m["alias"], m["version"], what)
+        version = model_version(client, m["name"], m["alias"], m["version"], what)
         if not version.run_id:
             raise UpstreamError(f"{what}: model version {version.version} has no source run.")
         run_id, model_uri, model_source = version.run_id, ref, version.source
@@ -301,7 +301,12 @@ def resolve_upstream(phase: str, ref: str, param: str) -> Upstream:
     return Upstream(run_id=run_id, phase=phase, model_uri=model_uri, model_source=model_source)
 
 
-def _model_version(client: MlflowClient, name: str, alias: str | None, version: str | None, what: str):
+def model_version(client: MlflowClient, name: str, alias: str | None, version: str | None, what: str):
+    """The registered version `name@alias` or `name/version`.
+
+    Raises:
+        UpstreamError: no such model, alias or version (`what` begins the message).
+    """
     try:
         client.get_registered_model(name)
     except MlflowException as e:
@@ -397,8 +402,39 @@ def resolve_model(ref: str, param: str, phase: str = "student", artifact_path: s
         return str(path.resolve())
     up = resolve_upstream(phase, ref, param)
     if up.model_source:
-        return str(cached_artifact(up.run_id, f"{param}={ref!r}", source=up.model_source))
+        return str(model_folder_of(cached_artifact(up.run_id, f"{param}={ref!r}", source=up.model_source)))
     return str(cached_artifact(up.run_id, f"{param}={ref!r}", artifact_path=artifact_path))
+
+
+MODEL_ARTIFACT_KEYS = ("student", "adapter")  # the folder artifact of a student or adapter pyfunc (lm_registry)
+
+
+def model_folder_of(path: Path) -> Path:
+    """The student or adapter folder inside a downloaded MLflow Model (its pyfunc artifact
+    `student` or `adapter`); `path` itself when it is a plain folder (a version registered
+    before students and adapters were MLflow Models).
+
+    Raises:
+        UpstreamError: an MLflow Model that holds neither.
+    """
+    import yaml
+
+    mlmodel = path / "MLmodel"
+    if not mlmodel.is_file():
+        return path
+    flavor = (yaml.safe_load(mlmodel.read_text()).get("flavors") or {}).get("python_function") or {}
+    artifacts = flavor.get("artifacts") or {}
+    for key in MODEL_ARTIFACT_KEYS:
+        if key in artifacts:
+            return path / artifacts[key]["path"]
+    raise UpstreamError(f"the MLflow Model at {path} has no {' or '.join(MODEL_ARTIFACT_KEYS)} artifact: it is not "
+                        "a student or an adapter; pass a models:/teachable-student or models:/teachable-adapter URI.")
+
+
+def registered_folder(version: Any, what: str) -> Path:
+    """The local student or adapter folder of a registered model version (downloaded once, see
+    `cached_artifact`), whether the version is an MLflow Model or a plain folder."""
+    return model_folder_of(cached_artifact(version.run_id, what, source=version.source))
 
 
 def cached_artifact(run_id: str, what: str, *, artifact_path: str | None = None, source: str | None = None) -> Path:

@@ -8,6 +8,9 @@ Every model meets the same items with the same seeds. Logs `eval_heldout.csv`,
 `eval_failures.csv`, `eval_retention.csv`, `eval_summary.csv` (one row per model), the
 quadrant x format heatmap of gains on the failure set, metrics `<set>_success/<model>`, and each
 cell's eval metrics on the cell's own nested run, so the MLflow UI compares cells side by side.
+Evaluating a matrix run also points `teachable-adapter@best-<quadrant>` (e.g.
+`@best-Q1_highU_highL`) at the cell of each quadrant with the largest success gain on the
+failure states.
 With `executor=ray` the episodes of every model run in chunks on Ray actors.
 """
 
@@ -24,7 +27,6 @@ from mlflow.tracking import MlflowClient
 
 from entry_points.common import (
     UpstreamError,
-    cached_artifact,
     download_artifact,
     executor_metrics,
     label_run_rollouts,
@@ -32,11 +34,13 @@ from entry_points.common import (
     log_metrics,
     parse_config,
     read_records,
+    registered_folder,
     resolve_upstream,
     run_cli,
     start_phase,
 )
 from entry_points.datasets import EVALUATION
+from entry_points.lm_registry import ADAPTER_MODEL, BEST_ALIAS_PREFIX, set_alias
 from teachable.evaluation import (
     EvaluateConfig,
     build_eval_sets,
@@ -71,16 +75,16 @@ def adapters_of_matrix(config: EvaluateConfig) -> tuple[str, str, dict[str, dict
 
 
 def adapter_folder(version: str) -> str:
-    """A local copy of a registered adapter version (downloaded once, see `cached_artifact`)."""
-    found = MlflowClient().get_model_version("teachable-adapter", version)
-    return str(cached_artifact(found.run_id, f"teachable-adapter version {version}", source=found.source))
+    """A local copy of a registered adapter version's folder (downloaded once, see `cached_artifact`)."""
+    found = MlflowClient().get_model_version(ADAPTER_MODEL, version)
+    return str(registered_folder(found, f"{ADAPTER_MODEL} version {version}"))
 
 
 def single_adapter(config: EvaluateConfig) -> tuple[str, str, dict[str, dict]]:
     """(base model, label run, {name: entry}) for `adapter=`."""
     if config.adapter.startswith("models:/"):
         up = resolve_upstream("train_matrix_cell", config.adapter, "adapter")
-        version = MlflowClient().get_model_version("teachable-adapter", str(up.model_uri and _version(config.adapter)))
+        version = MlflowClient().get_model_version(ADAPTER_MODEL, str(up.model_uri and _version(config.adapter)))
         parent = MlflowClient().get_run(up.run_id).data.tags.get("mlflow.parentRunId")
         summary = json.loads(download_artifact(parent, "training_summary.json", f"adapter={config.adapter!r}").read_text())
         entry = {"version": str(version.version), "run_id": version.run_id}
@@ -91,7 +95,7 @@ def single_adapter(config: EvaluateConfig) -> tuple[str, str, dict[str, dict]]:
     meta = folder / "base_model.json"
     if not meta.is_file():
         raise UpstreamError(f"adapter={config.adapter!r}: not an adapter folder written by train_matrix "
-                            "(no base_model.json); pass models:/teachable-adapter/<version>.")
+                            "(no base_model.json); pass models:/{ADAPTER_MODEL}/<version>.")
     if config.label_run == "matrix":
         raise UpstreamError("adapter=<folder> needs label_run=latest or a run id for the failure set.")
     return json.loads(meta.read_text())["base_model"], config.label_run, {folder.name: {"folder": str(folder)}}
@@ -131,11 +135,41 @@ def main(argv: Sequence[str] | None = None) -> None:
         summary = summarize_eval(rows, config)
         gains = gains_vs_base(summary, BASE, rows=rows, config=config)
         log_results(summary, gains, cells)
+        if not config.adapter:
+            set_best_aliases(gains, cells)
         with tempfile.TemporaryDirectory() as tmp:
             write_eval_csvs(rows, summary, tmp, gains=gains)
             mlflow.log_artifacts(tmp)
         if any("__" in name for name in cells):
             mlflow.log_figure(gain_heatmap(gains, metric="failures_success_gain"), "gain_heatmap_failures.png")
+
+
+def best_per_quadrant(gains: list[dict], cells: dict[str, dict]) -> dict[str, tuple[str, float]]:
+    """{quadrant: (cell, failure-set success gain)} of the cell with the largest gain on the
+    failure states in each quadrant (cells without a measured gain are left out; a tie goes to
+    the first cell in name order)."""
+    best: dict[str, tuple[str, float]] = {}
+    for g in sorted(gains, key=lambda g: g["model"]):
+        quadrant = cells.get(g["model"], {}).get("quadrant")
+        gain = g["success_gain"]
+        if g["set"] != "failures" or not quadrant or gain != gain:
+            continue
+        if quadrant not in best or gain > best[quadrant][1]:
+            best[quadrant] = (g["model"], gain)
+    return best
+
+
+def set_best_aliases(gains: list[dict], cells: dict[str, dict]) -> None:
+    """Point `teachable-adapter@best-<quadrant>` at the best cell of each quadrant by failure gain
+    (see `best_per_quadrant`); tag the evaluate run with the choices (`best.<quadrant>`)."""
+    for quadrant, (cell, gain) in best_per_quadrant(gains, cells).items():
+        version = cells[cell].get("version")
+        if not version:
+            continue
+        set_alias(ADAPTER_MODEL, f"{BEST_ALIAS_PREFIX}{quadrant}", str(version))
+        mlflow.set_tag(f"best.{quadrant}", f"{cell} (version {version}, failure gain {gain:+.3f})")
+        log.info("%s@%s%s -> version %s (%s, failure gain %+.3f)", ADAPTER_MODEL, BEST_ALIAS_PREFIX, quadrant,
+                 version, cell, gain)
 
 
 def log_results(summary: list[dict], gains: list[dict], cells: dict[str, dict]) -> None:

@@ -5,8 +5,8 @@ a LoRA adapter trained on them, and its evaluation like a matrix cell's.
     python -m entry_points.recovery --label_run latest --epochs 2
 
 Logs `recovery_trajectories.jsonl` (one step-level prompt-completion pair per line), the counts
-(snapshots continued, recovered, examples), the loss curve, the adapter (registered as a version
-of `teachable-adapter` tagged kind=recovery), and the evaluation of the base student and the
+(snapshots continued, recovered, examples), the loss curve, the adapter (an MLflow Model
+registered as a version of `teachable-adapter` tagged kind=recovery), and the evaluation of the base student and the
 adapter on the same held-out, failure and retention items (`eval_*.csv`, `<set>_success/<model>`,
 `<set>_success_gain/recovery` and `eval_<set>_success_gain`). With `executor=ray` the evaluation
 episodes run on Ray actors; the LoRA training stays in this process.
@@ -29,12 +29,11 @@ from entry_points.common import (
     log_metrics,
     log_series,
     parse_config,
-    register_folder,
     run_cli,
     start_phase,
 )
 from entry_points.evaluate import log_results
-from entry_points.train_matrix import ADAPTER_MODEL
+from entry_points.lm_registry import ADAPTER_MODEL, base_reference, log_adapter
 from entry_points.workfiles import model_identity, open_work
 from teachable.evaluation import (
     build_eval_sets,
@@ -59,7 +58,7 @@ log = logging.getLogger(__name__)
 
 
 def train_and_register(config: RecoveryConfig, records: list[LabeledSnapshot], shop: Shop, base_model: str, adapter: Path,
-                       run_id: str, tmp: Path) -> None:
+                       tmp: Path) -> None:
     """Export the expert continuations, train the recovery adapter into `adapter`, log and register it."""
     base = LMPolicy.from_pretrained(base_model, device="cpu")  # renders prompts as the model was trained
     examples, counts = export_recovery(records, shop, config, render=base.prompt, complete=base.completion)
@@ -71,7 +70,7 @@ def train_and_register(config: RecoveryConfig, records: list[LabeledSnapshot], s
     log_metrics({**counts, "final_train_loss": metrics["train_loss"], "train_seconds": metrics["seconds"]})
     record_adapter_base(adapter, base_model)
     mlflow.log_artifacts(str(adapter), "adapter")
-    version = register_folder(ADAPTER_MODEL, run_id, "adapter", tags={
+    version = log_adapter(adapter, base_reference(base_model), tags={
         "kind": "recovery", "cell": MODEL_NAME, "quadrant": "all", "format": "recovery", "base_model": base_model})
     mlflow.set_tag("registered_model", f"models:/{ADAPTER_MODEL}/{version}")
 
@@ -89,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                   for name, folder in (("base", None), (MODEL_NAME, str(adapter)))}
         # the executor first: a cluster that cannot hold the actors fails the run before any training
         with episode_executor(config, shop, config.data_dir, list(models.values())) as executor:
-            train_and_register(config, records, shop, base_model, adapter, run.info.run_id, Path(tmp))
+            train_and_register(config, records, shop, base_model, adapter, Path(tmp))
             sets = build_eval_sets(shop, labeled=records, rollouts=label_run_rollouts(label_run_id), config=config)
             rows = [row for name, spec in models.items()
                     for row in evaluate_policy(shop, spec, sets, config, name=name, executor=executor, progress=True)]

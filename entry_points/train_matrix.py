@@ -4,8 +4,9 @@
     python -m entry_points.train_matrix --cells Q1_highU_highL__demo,B2_all
 
 One parent run; one nested run per cell (tags cell, quadrant, format, n_examples) with its loss
-curve; each adapter is logged and registered as a version of `teachable-adapter` tagged with
-its cell. `training_summary.json` on the parent lists every cell. A crash midway: run again with
+curve; each adapter is logged as an MLflow Model (a pyfunc that names its base, not a copy of
+it; see `entry_points/lm_model.py`) and registered as a version of `teachable-adapter` tagged
+with its cell. `training_summary.json` on the parent lists every cell. A crash midway: run again with
 the same parameters and the finished cells are reused, only the rest are trained.
 """
 
@@ -26,10 +27,10 @@ from entry_points.common import (
     labeled_inputs,
     log_metrics,
     parse_config,
-    register_folder,
     run_cli,
     start_phase,
 )
+from entry_points.lm_registry import ADAPTER_MODEL, base_reference, log_adapter
 from entry_points.workfiles import model_identity, open_work
 from teachable.evaluation import record_adapter_base
 from teachable.policy.lm import LMPolicy
@@ -40,7 +41,6 @@ from teachable.training.sft import SFTSettings, train_lora
 
 PHASE = "train_matrix"
 CONFIG = MatrixConfig
-ADAPTER_MODEL = "teachable-adapter"
 log = logging.getLogger(__name__)
 
 
@@ -50,9 +50,10 @@ def settings_of(config: MatrixConfig) -> SFTSettings:
                        batch_size=config.batch_size, seed=config.seed, disable_tqdm=True)
 
 
-def train_cell(cell: str, records: list[LabeledSnapshot], base: LMPolicy, base_model: str, config: MatrixConfig,
-               folder: Path) -> dict[str, Any]:
-    """Train one cell in its own nested run; return its summary entry."""
+def train_cell(cell: str, records: list[LabeledSnapshot], base: LMPolicy, base_model: str, base_ref: str,
+               config: MatrixConfig, folder: Path) -> dict[str, Any]:
+    """Train one cell in its own nested run; return its summary entry (`base_ref`: how its
+    registered model names the base, see `lm_registry.base_reference`)."""
     quadrant, fmt = cell_parts(cell)
     folder.mkdir(parents=True, exist_ok=True)
     tags = {"cell": cell, "quadrant": quadrant or "all", "format": fmt or ("mixed" if cell == "B1_uniform" else "routed"),
@@ -75,8 +76,8 @@ def train_cell(cell: str, records: list[LabeledSnapshot], base: LMPolicy, base_m
                      "n_available": info["n_available"], "train_seconds": metrics["seconds"]})
         record_adapter_base(adapter, base_model)
         mlflow.log_artifacts(str(adapter), "adapter")
-        version = register_folder(ADAPTER_MODEL, child.info.run_id, "adapter",
-                                  tags={**{k: v for k, v in tags.items() if k != PHASE_TAG}, "base_model": base_model})
+        version = log_adapter(adapter, base_ref, tags={**{k: v for k, v in tags.items() if k != PHASE_TAG},
+                                                        "base_model": base_model})
         mlflow.set_tag("registered_model", f"models:/{ADAPTER_MODEL}/{version}")
     return {**info, "status": "finished", "run_id": child.info.run_id, "version": version,
             "train_loss": metrics["train_loss"], "quadrant": quadrant, "format": fmt}
@@ -89,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         work = stack.enter_context(open_work(
             PHASE, config, {"label": label_run_id, "student": model_identity(config.student, base_model)}, "cells"))
         base = LMPolicy.from_pretrained(base_model, device="cpu")  # renders prompts as the model was trained
+        base_ref = base_reference(base_model)
         summary: dict[str, Any] = {"base_model": base_model, "label_run": label_run_id, "cells": {}}
         for cell in config.cell_list():
             done = work / cell / "done.json"
@@ -96,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 summary["cells"][cell] = {**json.loads(done.read_text()), "reused": True}
                 log.info("cell %s: reused from an earlier run of the same parameters", cell)
                 continue
-            entry = train_cell(cell, records, base, base_model, config, work / cell)
+            entry = train_cell(cell, records, base, base_model, base_ref, config, work / cell)
             summary["cells"][cell] = entry
             if entry["status"] == "finished":
                 done.write_text(json.dumps(entry, indent=2))
