@@ -14,7 +14,7 @@ export MLFLOW_EXPERIMENT_NAME ?= teachable
 # `mlflow run --env-manager local` runs `python` from PATH: the project's
 MLFLOW_RUN := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . --env-manager local
 
-.PHONY: test demo install lint clean
+.PHONY: test demo install lint clean ui
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,13 @@ demo: $(STAMP)
 		-P label_max_snapshots=96 -P label_n_max=16 -P micro_per_quadrant=3 -P micro_n_rollouts=8 \
 		-P matrix_examples_per_cell=24 -P matrix_epochs=2 -P eval_heldout_goals=32 -P eval_failure_snapshots=48 \
 		-P eval_retention_goals=32 -P eval_episodes_per_item=2 -P select_budgets=8,16 -P select_random_seeds=3
-	@echo "runs are in $(CURDIR)/mlflow.db: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1"
+	@echo "runs are in $(CURDIR)/mlflow.db: make ui"
+
+# The MLflow UI on the project's store, opened on the training runs (MLflow's UI starts a new
+# browser on its GenAI view; the link's workflowType=machine_learning picks the runs instead).
+ui: $(STAMP)
+	@$(BIN)/python -c "from entry_points.common import setup_tracking, ui_url; print('MLflow UI:', ui_url(setup_tracking()))"
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 clean:
 	rm -rf $(VENV) .pytest_cache

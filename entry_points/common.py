@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import mlflow
 from mlflow.entities import Run
@@ -32,8 +33,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EXPERIMENT = "teachable"
 PHASE_TAG = "teachable.phase"
 CODE_VERSION_TAG = "teachable.code_version"
-# the MLflow UI opens an experiment of this kind on its runs (not on the GenAI overview of traces)
+# the experiment's kind: model training, not GenAI development (UIs without a global switch open it on its runs)
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+# `mlflow ui`'s default address; and the query that opens its training-runs view: MLflow 3.17's UI
+# picks GenAI or model training with a switch kept per browser (GenAI for a new user) and ignores
+# the experiment's kind, so links name the view themselves
+DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
+TRAINING_VIEW = "workflowType=machine_learning"
 CODE_SOURCES = ("webshop_env", "teachable", "entry_points", "MLproject")
 RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 MODEL_URI_RE = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
@@ -106,8 +112,8 @@ def setup_tracking() -> str:
 
     The experiment is `MLFLOW_EXPERIMENT_ID` / `MLFLOW_EXPERIMENT_NAME` when set (as `mlflow run`
     does), else `teachable`; it is created with its artifacts beside the sqlite file. Its kind
-    (tag `mlflow.experimentKind`) is set to `custom_model_development`, so the MLflow UI opens it
-    on its runs, unless someone chose a kind in the UI (one the UI only guessed is replaced).
+    (tag `mlflow.experimentKind`) is set to `custom_model_development` unless someone chose a kind
+    in the UI (one the UI only guessed is replaced); `ui_url` gives the link that opens its runs.
     """
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
@@ -126,6 +132,15 @@ def setup_tracking() -> str:
     if not kind or "inferred" in kind:  # the UI stores its guess as `genai_development_inferred`, ...
         client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return experiment.experiment_id
+
+
+def ui_url(experiment_id: str, run_id: str | None = None, ui: str = "") -> str:
+    """The MLflow UI's page of an experiment's runs, or of one run, in its training-runs view: on
+    `ui`, else on the tracking server when it is http(s), else on `mlflow ui`'s default address."""
+    uri = tracking_uri()
+    base = ui or (uri if uri.startswith(("http://", "https://")) else DEFAULT_MLFLOW_UI)
+    page = f"#/experiments/{quote(experiment_id)}/runs" + (f"/{quote(run_id)}" if run_id else "")
+    return f"{base.rstrip('/')}/{page}?{TRAINING_VIEW}"
 
 
 # ------------------------------------------------------------------ config parsing

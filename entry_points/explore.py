@@ -15,24 +15,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 from mlflow.tracking import MlflowClient
 
 from entry_points.common import (
+    DEFAULT_MLFLOW_UI,
     download_artifact,
     parse_config,
     resolve_upstream,
     run_cli,
     setup_tracking,
-    tracking_uri,
+    ui_url,
 )
 from teachable.explorer import SnapshotTable, create_explorer_app
 from webshop_env.env import Shop
 from webshop_env.web import LOOPBACK
 
 PHASE = "explore"
-DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
 log = logging.getLogger(__name__)
 
 
@@ -62,13 +61,6 @@ class ExploreConfig:
 CONFIG = ExploreConfig
 
 
-def run_url(experiment_id: str, run_id: str, ui: str = "") -> str:
-    """The MLflow UI's page of a run: on `ui`, else on the tracking server, else on `mlflow ui`'s default."""
-    uri = tracking_uri()
-    base = ui or (uri if uri.startswith(("http://", "https://")) else DEFAULT_MLFLOW_UI)
-    return f"{base.rstrip('/')}/#/experiments/{quote(experiment_id)}/runs/{quote(run_id)}"
-
-
 def build_app(config: ExploreConfig):
     """Resolve the label run, read its snapshots and build the explorer app (without serving it)."""
     setup_tracking()
@@ -83,7 +75,7 @@ def build_app(config: ExploreConfig):
     log.info("label run %s: %d labeled snapshots; replays on %s", label.run_id, len(table),
              data_dir or "the embedded catalogue")
     return create_explorer_app(table, shop, run_id=label.run_id,
-                               run_url=run_url(run.info.experiment_id, label.run_id, config.mlflow_ui),
+                               run_url=ui_url(run.info.experiment_id, label.run_id, config.mlflow_ui),
                                max_steps=max_steps, max_sessions=config.max_sessions,
                                session_ttl_s=config.session_ttl)
 

@@ -49,6 +49,8 @@ from entry_points.common import (
     parse_config,
     run_cli,
     start_phase,
+    tracking_uri,
+    ui_url,
 )
 from entry_points.reuse import PIPELINE_UPSTREAM_TAG, expected_params, find_reusable
 from teachable.evaluation import EvalConfig
@@ -348,6 +350,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             path = Path(tmp) / "pipeline_summary.json"
             path.write_text(json.dumps(summary, indent=2))
             mlflow.log_artifact(str(path))
+        log.info("pipeline: its runs in the MLflow UI: %s (with `mlflow ui --backend-store-uri %s` when the store "
+                 "is a file)", ui_url(experiment_id), tracking_uri())
 
 
 if __name__ == "__main__":

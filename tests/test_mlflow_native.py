@@ -151,7 +151,7 @@ def test_mlproject_runs_in_python_env_with_the_pinned_requirements() -> None:
 
 
 # ------------------------------------------------------------------ where the UI opens, run names
-def test_the_experiment_opens_on_its_runs(mlflow_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_experiment_is_of_the_model_training_kind(mlflow_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
     client = MlflowClient()
     exp_id = common.setup_tracking()
     assert client.get_experiment(exp_id).tags[common.EXPERIMENT_KIND_TAG] == "custom_model_development"
@@ -163,6 +163,14 @@ def test_the_experiment_opens_on_its_runs(mlflow_store: str, monkeypatch: pytest
     common.setup_tracking()
     assert client.get_experiment(guessed).tags[common.EXPERIMENT_KIND_TAG] == "custom_model_development"
     assert client.get_experiment(chosen).tags[common.EXPERIMENT_KIND_TAG] == "genai_development"
+
+
+def test_ui_links_open_the_training_runs_view(mlflow_store: str) -> None:
+    """The UI's view switch is per browser (GenAI by default), so the links name the view; the
+    browser test opens them (tests/test_mlflow_ui.py)."""
+    assert common.ui_url("3") == "http://127.0.0.1:5000/#/experiments/3/runs?workflowType=machine_learning"
+    assert common.ui_url("3", "ab" * 16, "https://mlflow.example/") == (
+        f"https://mlflow.example/#/experiments/3/runs/{'ab' * 16}?workflowType=machine_learning")
 
 
 def test_phase_runs_are_named_by_their_phase(mlflow_store: str) -> None:
