@@ -43,6 +43,7 @@ from tokenizers import (
     trainers,
 )
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
     LlamaConfig,
@@ -406,6 +407,28 @@ def _tokenizer_folder(ref: str, base: Path) -> Path:
     return base
 
 
+def _tokenizer(name_or_path: str, folder: Path) -> Any:
+    tokenizer = AutoTokenizer.from_pretrained(_tokenizer_folder(name_or_path, folder), local_files_only=True)
+    if tokenizer.pad_token is None:
+        logger.warning("the tokenizer of %s has no pad token; its eos token %r pads instead", name_or_path,
+                       tokenizer.eos_token)
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_tokenizer(name_or_path: str) -> tuple[Any, int | None]:
+    """The tokenizer of a model reference (see `model_folder`) as `load_model` gives it, and the
+    model's positions (`max_position_embeddings` of its config; None when it has none), without
+    loading its weights.
+
+    Raises:
+        ModelNotFoundError: the reference does not resolve to a usable folder.
+    """
+    folder = model_folder(name_or_path)
+    config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    return _tokenizer(name_or_path, folder), getattr(config, "max_position_embeddings", None)
+
+
 def load_model(name_or_path: str, *, device: str | None = None, dtype: str | None = None,
                adapter: str | None = None, device_map: str | None = None,
                attn_implementation: str | None = None) -> tuple[Any, Any]:
@@ -446,11 +469,7 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: str | Non
     if attn_implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
         raise ValueError("attn_implementation='flash_attention_2' needs the flash-attn package (`pip install "
                          "flash-attn`, CUDA only); use 'sdpa' instead.")
-    tokenizer = AutoTokenizer.from_pretrained(_tokenizer_folder(name_or_path, folder), local_files_only=True)
-    if tokenizer.pad_token is None:
-        logger.warning("the tokenizer of %s has no pad token; its eos token %r pads instead", name_or_path,
-                       tokenizer.eos_token)
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = _tokenizer(name_or_path, folder)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "local_files_only": True}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation

@@ -203,6 +203,32 @@ def test_lora_clone_of_a_pretrained_base_is_an_adapter_and_a_reference(chat_mode
     assert student.generate_queries([contexts(small_shop, 1)[0]], None, greedy=True)[0].startswith("search[")
 
 
+def test_a_prompt_renderer_prompts_as_the_policy_without_the_weights(chat_models, small_shop, tiny_student: str,
+                                                                    tmp_path: Path, monkeypatch) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from teachable.policy.lm import PromptRenderer
+
+    clone = tmp_path / "clone"
+    train_student(cfg(str(chat_models["llama"]), train_steps=1, few_shot=1, alias_products=True, list_titles=True),
+                  small_shop, clone)
+    refs = [str(clone), str(chat_models["qwen2"]), tiny_student]
+    policies = {ref: LMPolicy.from_pretrained(ref, device="cpu") for ref in refs}
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("a renderer loaded a model's weights")
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", no_weights)
+    ctxs = contexts(small_shop)
+    for ref, policy in policies.items():
+        renderer = PromptRenderer.from_pretrained(ref)
+        assert renderer.prompt_settings() == policy.prompt_settings() and renderer._max_positions == policy._max_positions
+        for ctx in ctxs:
+            assert renderer.prompt(ctx) == policy.prompt(ctx)
+            assert renderer.completions(ctx) == policy.completions(ctx)
+    assert PromptRenderer.from_pretrained(str(clone)).alias_products  # the clone's saved settings were read
+
+
 def test_epochs_zero_uses_the_base_as_it_is(chat_models, small_shop, tmp_path: Path) -> None:
     out = tmp_path / "as_is"
     metrics = train_student(cfg(str(chat_models["llama"]), epochs=0.0), small_shop, out)

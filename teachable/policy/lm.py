@@ -100,6 +100,14 @@ def load_prompt_settings(path: str | Path) -> dict[str, Any]:
     return out
 
 
+def saved_settings(name_or_path: str, adapter: str | None = None) -> dict[str, Any]:
+    """The prompt settings saved with a model folder, updated by its adapter's (none for a hub id)."""
+    saved = load_prompt_settings(name_or_path) if Path(name_or_path).expanduser().is_dir() else {}
+    if adapter is not None:
+        saved.update(load_prompt_settings(adapter))
+    return saved
+
+
 PLACEHOLDER_RE = re.compile(r"^\s*<[^<>]*>\s*$|^\W*$|^(?:your |the |a )?(?:query|search query|keywords?|words?|"
                             r"search terms?|words to look for|\.\.\.|…)$", re.IGNORECASE)
 
@@ -131,135 +139,45 @@ def _context_key(prompt: str, actions: Sequence[str]) -> bytes:
     return hashlib.blake2b("\x00".join((prompt, *actions)).encode(), digest_size=16).digest()
 
 
-class LMPolicy:
-    """A causal LM that clicks by scoring the valid actions and writes search queries.
+class PromptRenderer:
+    """How a model is prompted and what it completes: its prompt settings, its tokenizer and its
+    number of positions, without its weights (`from_pretrained` reads the tokenizer and the config
+    only), so supervision can be rendered for a base model as `LMPolicy` would, at no load cost.
 
     Args:
-        model: a Hugging Face causal LM (or a `peft.PeftModel` around one), on any device.
-        tokenizer: its tokenizer; with a chat template, prompts go through it.
-        name: the policy's name in records.
-        temperature: softmax temperature of the click distribution and of query sampling;
-            0 means greedy (argmax).
-        max_history: how many recent actions the prompt shows.
-        list_actions: list the valid actions in the prompt.
-        max_observation_chars: cut longer observations in the prompt.
-        max_query_tokens: the most tokens of a generated query.
-        batch_size: contexts per forward pass (at most).
-        max_padding: a forward pass of prompts is cut short before its padding would exceed this
-            fraction of its real tokens (prompts go in by length). None: 0.25 on a CPU, where
-            the cost follows the padded tokens, and no limit elsewhere, where fuller passes pay.
-        memoize: let `memoized_scores` blocks (rollouts, labeling) reuse the scores of contexts
-            seen before; False scores every context afresh (a baseline for benchmarks).
-        candidate_layout: how the candidate pass reuses the prompts' KV cache. "packed" (default):
-            one row per prompt with all its candidates back to back under a block-diagonal
-            causal mask; the cache is used as is (needs "sdpa" or "eager" attention).
-            "expand": one row per candidate after a copy of its prompt's cache rows; works with
-            any attention, but memory grows with batch_size x candidates x prompt length and
-            the copies dominate on CPU (see bench/policy_throughput.py).
-
-    Raises:
-        ValueError: for a negative temperature, a non-positive batch_size / max_query_tokens, an
-            unknown candidate_layout, or "packed" with an attention that takes no custom mask.
+        tokenizer: the model's tokenizer; with a chat template, prompts go through it.
+        max_positions: the model's positions (`max_position_embeddings`); a longer prompt is cut.
+        max_history, list_actions, max_observation_chars, few_shot, list_titles, alias_products,
+            copy_queries: the prompt settings (see `LMPolicy`).
     """
 
-    def __init__(self, model: Any, tokenizer: Any, *, name: str = "student", temperature: float = 1.0,
-                 max_history: int = DEFAULT_HISTORY, list_actions: bool = False,
-                 max_observation_chars: int | None = None, max_query_tokens: int = 24,
-                 batch_size: int = 16, candidate_layout: str = "packed", max_padding: float | None = None,
-                 memoize: bool = True, few_shot: Sequence[tuple[str, Sequence[str]]] = (),
-                 query_attempts: int = 3, list_titles: bool = False, alias_products: bool = False,
-                 copy_queries: bool = False) -> None:
-        if temperature < 0:
-            raise ValueError(f"temperature={temperature} must be >= 0 (0 is greedy).")
-        if max_padding is not None and max_padding < 0:
-            raise ValueError(f"max_padding={max_padding} must be >= 0 (or None: chosen by device).")
-        if batch_size < 1 or max_query_tokens < 1 or query_attempts < 1:
-            raise ValueError(f"batch_size={batch_size}, max_query_tokens={max_query_tokens} and "
-                             f"query_attempts={query_attempts} must be >= 1.")
-        self.model = model.eval()
+    def __init__(self, tokenizer: Any, *, max_positions: int | None = None, max_history: int = DEFAULT_HISTORY,
+                 list_actions: bool = False, max_observation_chars: int | None = None,
+                 few_shot: Sequence[tuple[str, Sequence[str]]] = (), list_titles: bool = False,
+                 alias_products: bool = False, copy_queries: bool = False) -> None:
         self.tokenizer = tokenizer
-        self.name = name
-        self.temperature = float(temperature)
         self.max_history = max_history
         self.list_actions = list_actions
         self.list_titles = list_titles
         self.alias_products = alias_products
         self.copy_queries = copy_queries
         self.max_observation_chars = max_observation_chars
-        self.max_query_tokens = max_query_tokens
-        self.batch_size = batch_size
-        self.max_padding = max_padding
-        self.memoize = memoize
         self.few_shot = tuple((str(i), tuple(a)) for i, a in few_shot)
-        self.query_attempts = query_attempts
         self._is_chat = bool(getattr(tokenizer, "chat_template", None))
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self._pad_id = int(pad) if pad is not None else 0
-        self._eos_id = tokenizer.eos_token_id
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        self._decoder = base.get_decoder()
-        # the KV-cache argument is `cache` in recent transformers and `past_key_values` before
-        self._cache_kw = "cache" if "cache" in inspect.signature(self._decoder.forward).parameters else "past_key_values"
-        self._head = base.get_output_embeddings()
-        self._softcap = getattr(base.config, "final_logit_softcapping", None)
-        self._max_positions = getattr(base.config, "max_position_embeddings", None)
-        if candidate_layout not in CANDIDATE_LAYOUTS:
-            raise ValueError(f"candidate_layout={candidate_layout!r}; use one of {CANDIDATE_LAYOUTS}.")
-        attention = getattr(base.config, "_attn_implementation", None) or "eager"
-        if candidate_layout == "packed" and attention not in ("sdpa", "eager"):
-            raise ValueError(f"candidate_layout='packed' needs 'sdpa' or 'eager' attention, the model uses "
-                             f"{attention!r}; pass candidate_layout='expand'.")
-        self.candidate_layout = candidate_layout
-        self._warned_long = False
-        self._memo: dict[bytes, dict[str, float]] | None = None
-        self._memo_limit = 0
-        # contexts asked to score and contexts actually scored (the rest were identical or memoized)
-        self.score_stats = {"asked": 0, "scored": 0}
-        # queries written; rewritten because the first was empty or a placeholder; replaced by the
-        # instruction's first words after `query_attempts`; prompts cut to fit the model's positions
-        self.query_stats = {"written": 0, "rewritten": 0, "fallback": 0}
+        self._max_positions = max_positions
         self.prompt_stats = {"cut": 0}
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, *, adapter: str | None = None, device: str | None = None,
-                        dtype: str | None = None, device_map: str | None = None,
-                        attn_implementation: str | None = None, **settings: Any) -> LMPolicy:
-        """Load a model (see `teachable.models.load_model`) as a policy.
+    def from_pretrained(cls, name_or_path: str, *, adapter: str | None = None, **settings: Any) -> PromptRenderer:
+        """The renderer of a model reference (see `teachable.models.model_folder`): its tokenizer,
+        its positions and its saved prompt settings (then the adapter's, then `settings`), as
+        `LMPolicy.from_pretrained` would prompt it."""
+        from teachable.models import load_tokenizer
 
-        Prompt settings come from `teachable_policy.json` in the model folder, then from the
-        adapter folder, then from `settings` (each later one wins).
-
-        Args:
-            name_or_path: a model reference (see `teachable.models.model_folder`).
-            adapter: a LoRA adapter folder.
-            device: the device (default: cuda when available, else cpu).
-            dtype: "auto", "float32", "bfloat16" or "float16" (default: float32 on CPU, bfloat16 on CUDA).
-            device_map, attn_implementation: as in `teachable.models.load_model`. With
-                flash_attention_2 the candidates are scored in the "expand" layout.
-            **settings: any `LMPolicy` keyword argument.
-        """
-        from teachable.models import load_model
-
-        model, tokenizer = load_model(name_or_path, device=device, dtype=dtype, adapter=adapter,
-                                      device_map=device_map, attn_implementation=attn_implementation)
-        saved = load_prompt_settings(name_or_path) if Path(name_or_path).expanduser().is_dir() else {}
-        if adapter is not None:
-            saved.update(load_prompt_settings(adapter))
-        if attn_implementation == "flash_attention_2":
-            saved.setdefault("candidate_layout", "expand")
-        return cls(model, tokenizer, **{**saved, **settings})
-
-    def save_pretrained(self, path: str | Path) -> Path:
-        """Save the model (only the adapter for a `PeftModel`), the tokenizer and the prompt settings."""
-        out = Path(path)
-        self.model.save_pretrained(out)
-        self.tokenizer.save_pretrained(out)
-        save_prompt_settings(out, **self.prompt_settings())
-        return out
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        tokenizer, max_positions = load_tokenizer(name_or_path)
+        saved = saved_settings(name_or_path, adapter)
+        return cls(tokenizer, max_positions=max_positions,
+                   **{k: v for k, v in {**saved, **settings}.items() if k in PROMPT_SETTINGS})
 
     def prompt(self, ctx: Context) -> str:
         """The prompt this policy shows the model for `ctx`.
@@ -322,6 +240,128 @@ class LMPolicy:
         if not texts:
             return []
         return [list(ids) for ids in self.tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"]]
+
+
+class LMPolicy(PromptRenderer):
+    """A causal LM that clicks by scoring the valid actions and writes search queries.
+
+    Args:
+        model: a Hugging Face causal LM (or a `peft.PeftModel` around one), on any device.
+        tokenizer: its tokenizer; with a chat template, prompts go through it.
+        name: the policy's name in records.
+        temperature: softmax temperature of the click distribution and of query sampling;
+            0 means greedy (argmax).
+        max_history: how many recent actions the prompt shows.
+        list_actions: list the valid actions in the prompt.
+        max_observation_chars: cut longer observations in the prompt.
+        max_query_tokens: the most tokens of a generated query.
+        batch_size: contexts per forward pass (at most).
+        max_padding: a forward pass of prompts is cut short before its padding would exceed this
+            fraction of its real tokens (prompts go in by length). None: 0.25 on a CPU, where
+            the cost follows the padded tokens, and no limit elsewhere, where fuller passes pay.
+        memoize: let `memoized_scores` blocks (rollouts, labeling) reuse the scores of contexts
+            seen before; False scores every context afresh (a baseline for benchmarks).
+        candidate_layout: how the candidate pass reuses the prompts' KV cache. "packed" (default):
+            one row per prompt with all its candidates back to back under a block-diagonal
+            causal mask; the cache is used as is (needs "sdpa" or "eager" attention).
+            "expand": one row per candidate after a copy of its prompt's cache rows; works with
+            any attention, but memory grows with batch_size x candidates x prompt length and
+            the copies dominate on CPU (see bench/policy_throughput.py).
+
+    Raises:
+        ValueError: for a negative temperature, a non-positive batch_size / max_query_tokens, an
+            unknown candidate_layout, or "packed" with an attention that takes no custom mask.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, *, name: str = "student", temperature: float = 1.0,
+                 max_history: int = DEFAULT_HISTORY, list_actions: bool = False,
+                 max_observation_chars: int | None = None, max_query_tokens: int = 24,
+                 batch_size: int = 16, candidate_layout: str = "packed", max_padding: float | None = None,
+                 memoize: bool = True, few_shot: Sequence[tuple[str, Sequence[str]]] = (),
+                 query_attempts: int = 3, list_titles: bool = False, alias_products: bool = False,
+                 copy_queries: bool = False) -> None:
+        if temperature < 0:
+            raise ValueError(f"temperature={temperature} must be >= 0 (0 is greedy).")
+        if max_padding is not None and max_padding < 0:
+            raise ValueError(f"max_padding={max_padding} must be >= 0 (or None: chosen by device).")
+        if batch_size < 1 or max_query_tokens < 1 or query_attempts < 1:
+            raise ValueError(f"batch_size={batch_size}, max_query_tokens={max_query_tokens} and "
+                             f"query_attempts={query_attempts} must be >= 1.")
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        super().__init__(tokenizer, max_positions=getattr(base.config, "max_position_embeddings", None),
+                         max_history=max_history, list_actions=list_actions,
+                         max_observation_chars=max_observation_chars, few_shot=few_shot, list_titles=list_titles,
+                         alias_products=alias_products, copy_queries=copy_queries)
+        self.model = model.eval()
+        self.name = name
+        self.temperature = float(temperature)
+        self.max_query_tokens = max_query_tokens
+        self.batch_size = batch_size
+        self.max_padding = max_padding
+        self.memoize = memoize
+        self.query_attempts = query_attempts
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self._pad_id = int(pad) if pad is not None else 0
+        self._eos_id = tokenizer.eos_token_id
+        self._decoder = base.get_decoder()
+        # the KV-cache argument is `cache` in recent transformers and `past_key_values` before
+        self._cache_kw = "cache" if "cache" in inspect.signature(self._decoder.forward).parameters else "past_key_values"
+        self._head = base.get_output_embeddings()
+        self._softcap = getattr(base.config, "final_logit_softcapping", None)
+        if candidate_layout not in CANDIDATE_LAYOUTS:
+            raise ValueError(f"candidate_layout={candidate_layout!r}; use one of {CANDIDATE_LAYOUTS}.")
+        attention = getattr(base.config, "_attn_implementation", None) or "eager"
+        if candidate_layout == "packed" and attention not in ("sdpa", "eager"):
+            raise ValueError(f"candidate_layout='packed' needs 'sdpa' or 'eager' attention, the model uses "
+                             f"{attention!r}; pass candidate_layout='expand'.")
+        self.candidate_layout = candidate_layout
+        self._warned_long = False
+        self._memo: dict[bytes, dict[str, float]] | None = None
+        self._memo_limit = 0
+        # contexts asked to score and contexts actually scored (the rest were identical or memoized)
+        self.score_stats = {"asked": 0, "scored": 0}
+        # queries written; rewritten because the first was empty or a placeholder; replaced by the
+        # instruction's first words after `query_attempts`; prompts cut to fit the model's positions
+        self.query_stats = {"written": 0, "rewritten": 0, "fallback": 0}
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, *, adapter: str | None = None, device: str | None = None,
+                        dtype: str | None = None, device_map: str | None = None,
+                        attn_implementation: str | None = None, **settings: Any) -> LMPolicy:
+        """Load a model (see `teachable.models.load_model`) as a policy.
+
+        Prompt settings come from `teachable_policy.json` in the model folder, then from the
+        adapter folder, then from `settings` (each later one wins).
+
+        Args:
+            name_or_path: a model reference (see `teachable.models.model_folder`).
+            adapter: a LoRA adapter folder.
+            device: the device (default: cuda when available, else cpu).
+            dtype: "auto", "float32", "bfloat16" or "float16" (default: float32 on CPU, bfloat16 on CUDA).
+            device_map, attn_implementation: as in `teachable.models.load_model`. With
+                flash_attention_2 the candidates are scored in the "expand" layout.
+            **settings: any `LMPolicy` keyword argument.
+        """
+        from teachable.models import load_model
+
+        model, tokenizer = load_model(name_or_path, device=device, dtype=dtype, adapter=adapter,
+                                      device_map=device_map, attn_implementation=attn_implementation)
+        saved = saved_settings(name_or_path, adapter)
+        if attn_implementation == "flash_attention_2":
+            saved.setdefault("candidate_layout", "expand")
+        return cls(model, tokenizer, **{**saved, **settings})
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Save the model (only the adapter for a `PeftModel`), the tokenizer and the prompt settings."""
+        out = Path(path)
+        self.model.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
+        save_prompt_settings(out, **self.prompt_settings())
+        return out
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     # ---- model calls -------------------------------------------------------------------------
 
