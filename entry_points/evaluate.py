@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,26 +38,23 @@ from entry_points.common import (
     run_cli,
     start_phase,
 )
+from entry_points.comparison import log_comparison
 from entry_points.datasets import EVALUATION
-from entry_points.lm_registry import ADAPTER_MODEL, BEST_ALIAS_PREFIX, set_alias
+from entry_points.lm_registry import ADAPTER_MODEL, set_best_aliases
 from teachable.evaluation import (
     EvaluateConfig,
     build_eval_sets,
     check_adapter_base,
-    evaluate_policy,
-    gains_vs_base,
-    summarize_eval,
-    write_eval_csvs,
 )
 from teachable.executor import PolicySpec
 from teachable.records import LabeledSnapshot, read_jsonl
 from teachable.reporting.evaluation import gain_heatmap
 from teachable.rollouts import episode_executor
+from teachable.teach import BASE, best_per_quadrant, compare_to_base
 from webshop_env.env import Shop
 
 PHASE = "evaluate"
 CONFIG = EvaluateConfig
-BASE = "base"
 log = logging.getLogger(__name__)
 
 
@@ -121,75 +117,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         rollouts = label_run_rollouts(label_up.run_id)
         shop = Shop.load(config.data_dir or None)
         sets = build_eval_sets(shop, labeled=labeled, rollouts=rollouts, config=config)
-        device = config.device or None
-        models = {BASE: PolicySpec(base_model, config.temperature, device=device, batch_size=config.policy_batch, **config.model_loading())}
+        loading = dict(device=config.device or None, batch_size=config.policy_batch, **config.model_loading())
+        models = {BASE: PolicySpec(base_model, config.temperature, **loading)}
         for name, entry in cells.items():
             folder = entry.get("folder") or adapter_folder(entry["version"])
             check_adapter_base(folder, base_model)
-            models[name] = PolicySpec(base_model, config.temperature, adapter=folder, device=device,
-                                      batch_size=config.policy_batch, **config.model_loading())
+            models[name] = PolicySpec(base_model, config.temperature, adapter=folder, **loading)
         with episode_executor(config, shop, config.data_dir, list(models.values())) as executor:
-            rows = [row for name, spec in models.items()
-                    for row in evaluate_policy(shop, spec, sets, config, name=name, executor=executor, progress=True)]
+            comparison = compare_to_base(shop, models, sets, config, executor)
         log_metrics(executor_metrics(executor))
-        summary = summarize_eval(rows, config)
-        gains = gains_vs_base(summary, BASE, rows=rows, config=config)
-        log_results(summary, gains, cells)
+        log_comparison(comparison, cells)
+        gains = comparison.gains
         if not config.adapter:
-            set_best_aliases(gains, cells)
-        with tempfile.TemporaryDirectory() as tmp:
-            write_eval_csvs(rows, summary, tmp, gains=gains)
-            mlflow.log_artifacts(tmp)
+            set_best_aliases(best_per_quadrant(gains, cells), cells)
         if any("__" in name for name in cells):
             mlflow.log_figure(gain_heatmap(gains, metric="failures_success_gain"), "gain_heatmap_failures.png")
-
-
-def best_per_quadrant(gains: list[dict], cells: dict[str, dict]) -> dict[str, tuple[str, float]]:
-    """{quadrant: (cell, failure-set success gain)} of the cell with the largest gain on the
-    failure states in each quadrant (cells without a measured gain are left out; a tie goes to
-    the first cell in name order)."""
-    best: dict[str, tuple[str, float]] = {}
-    for g in sorted(gains, key=lambda g: g["model"]):
-        quadrant = cells.get(g["model"], {}).get("quadrant")
-        gain = g["success_gain"]
-        if g["set"] != "failures" or not quadrant or gain != gain:
-            continue
-        if quadrant not in best or gain > best[quadrant][1]:
-            best[quadrant] = (g["model"], gain)
-    return best
-
-
-def set_best_aliases(gains: list[dict], cells: dict[str, dict]) -> None:
-    """Point `teachable-adapter@best-<quadrant>` at the best cell of each quadrant by failure gain
-    (see `best_per_quadrant`); tag the evaluate run with the choices (`best.<quadrant>`)."""
-    for quadrant, (cell, gain) in best_per_quadrant(gains, cells).items():
-        version = cells[cell].get("version")
-        if not version:
-            continue
-        set_alias(ADAPTER_MODEL, f"{BEST_ALIAS_PREFIX}{quadrant}", str(version))
-        mlflow.set_tag(f"best.{quadrant}", f"{cell} (version {version}, failure gain {gain:+.3f})")
-        log.info("%s@%s%s -> version %s (%s, failure gain %+.3f)", ADAPTER_MODEL, BEST_ALIAS_PREFIX, quadrant,
-                 version, cell, gain)
-
-
-def log_results(summary: list[dict], gains: list[dict], cells: dict[str, dict]) -> None:
-    """Metrics on the evaluate run (`<set>_success/<model>`) and on each cell's nested run."""
-    client = MlflowClient()
-    metrics = {}
-    for r in summary:
-        metrics[f"{r['set']}_success/{r['model']}"] = r["success_rate"]
-        metrics[f"{r['set']}_score/{r['model']}"] = r["mean_score"]
-        run_id = cells.get(r["model"], {}).get("run_id")
-        if run_id:
-            client.log_metric(run_id, f"eval_{r['set']}_success", r["success_rate"])
-            client.log_metric(run_id, f"eval_{r['set']}_score", r["mean_score"])
-    for g in gains:
-        metrics[f"{g['set']}_success_gain/{g['model']}"] = g["success_gain"]
-        metrics[f"{g['set']}_success_gain_mde/{g['model']}"] = g["success_gain_mde"]
-        run_id = cells.get(g["model"], {}).get("run_id")
-        if run_id and g["success_gain"] == g["success_gain"]:
-            client.log_metric(run_id, f"eval_{g['set']}_success_gain", g["success_gain"])
-    log_metrics(metrics)
 
 
 if __name__ == "__main__":

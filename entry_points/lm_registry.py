@@ -11,6 +11,7 @@ run>/model` when the base came from a student run of this store, else the refere
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ SIGNATURE = ModelSignature(
     outputs=Schema([ColSpec("string", "action"), ColSpec(Map("double"), "distribution")]),
     params=ParamSchema([ParamSpec("greedy", "boolean", True), ParamSpec("seed", "long", 0)]),
 )
+
+log = logging.getLogger(__name__)
 
 
 def log_student(folder: Path, tags: Mapping[str, str]) -> str:
@@ -182,3 +185,16 @@ def set_alias(name: str, alias: str, version: str) -> None:
 def aliases_of(name: str, version: str) -> list[str]:
     """The aliases that point at a version."""
     return list(MlflowClient().get_model_version(name, version).aliases)
+
+
+def set_best_aliases(best: Mapping[str, tuple[str, float]], cells: Mapping[str, Mapping[str, str]]) -> None:
+    """Point `teachable-adapter@best-<quadrant>` at the best cell of each quadrant by failure gain
+    (`teachable.teach.best_per_quadrant`); tag the evaluate run with the choices (`best.<quadrant>`)."""
+    for quadrant, (cell, gain) in best.items():
+        version = cells[cell].get("version")
+        if not version:
+            continue
+        set_alias(ADAPTER_MODEL, f"{BEST_ALIAS_PREFIX}{quadrant}", str(version))
+        mlflow.set_tag(f"best.{quadrant}", f"{cell} (version {version}, failure gain {gain:+.3f})")
+        log.info("%s@%s%s -> version %s (%s, failure gain %+.3f)", ADAPTER_MODEL, BEST_ALIAS_PREFIX, quadrant,
+                 version, cell, gain)

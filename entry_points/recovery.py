@@ -32,23 +32,16 @@ from entry_points.common import (
     run_cli,
     start_phase,
 )
-from entry_points.evaluate import log_results
+from entry_points.comparison import log_comparison
 from entry_points.lm_registry import ADAPTER_MODEL, base_reference, log_adapter
 from entry_points.workfiles import model_identity, open_work
-from teachable.evaluation import (
-    build_eval_sets,
-    evaluate_policy,
-    gains_vs_base,
-    record_adapter_base,
-    summarize_eval,
-    write_eval_csvs,
-)
+from teachable.evaluation import build_eval_sets
 from teachable.executor import PolicySpec
-from teachable.policy.lm import LMPolicy
+from teachable.policy.lm import PromptRenderer
 from teachable.records import LabeledSnapshot, write_jsonl
 from teachable.recovery import RecoveryConfig, export_recovery
 from teachable.rollouts import episode_executor
-from teachable.training.sft import train_lora
+from teachable.teach import BASE, compare_to_base, train_adapter
 from webshop_env.env import Shop
 
 PHASE = "recovery"
@@ -60,15 +53,14 @@ log = logging.getLogger(__name__)
 def train_and_register(config: RecoveryConfig, records: list[LabeledSnapshot], shop: Shop, base_model: str, adapter: Path,
                        tmp: Path) -> None:
     """Export the expert continuations, train the recovery adapter into `adapter`, log and register it."""
-    base = LMPolicy.from_pretrained(base_model, device="cpu")  # renders prompts as the model was trained
-    examples, counts = export_recovery(records, shop, config, render=base.prompt, complete=base.completion)
+    renderer = PromptRenderer.from_pretrained(base_model)  # prompts as the model was trained
+    examples, counts = export_recovery(records, shop, config, render=renderer.prompt, complete=renderer.completion)
     write_jsonl(tmp / "recovery_trajectories.jsonl", examples)
     mlflow.log_artifact(str(tmp / "recovery_trajectories.jsonl"))
-    metrics = train_lora(base_model, [(e.prompt, e.completion) for e in examples], adapter, config.sft_settings(),
-                         device=config.device or None)
+    metrics = train_adapter(base_model, [(e.prompt, e.completion) for e in examples], adapter, config.sft_settings(),
+                            device=config.device or None)
     log_series("train_loss", metrics["losses"])
     log_metrics({**counts, "final_train_loss": metrics["train_loss"], "train_seconds": metrics["seconds"]})
-    record_adapter_base(adapter, base_model)
     mlflow.log_artifacts(str(adapter), "adapter")
     version = log_adapter(adapter, base_reference(base_model), tags={
         "kind": "recovery", "cell": MODEL_NAME, "quadrant": "all", "format": "recovery", "base_model": base_model})
@@ -84,20 +76,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         adapter = stack.enter_context(open_work(
             PHASE, config, {"label": label_run_id, "student": model_identity(config.student, base_model)}, "adapter"))
         models = {name: PolicySpec(base_model, config.temperature, adapter=folder, device=config.device or None,
-                             batch_size=config.policy_batch, **config.model_loading())
-                  for name, folder in (("base", None), (MODEL_NAME, str(adapter)))}
+                                   batch_size=config.policy_batch, **config.model_loading())
+                  for name, folder in ((BASE, None), (MODEL_NAME, str(adapter)))}
         # the executor first: a cluster that cannot hold the actors fails the run before any training
         with episode_executor(config, shop, config.data_dir, list(models.values())) as executor:
             train_and_register(config, records, shop, base_model, adapter, Path(tmp))
             sets = build_eval_sets(shop, labeled=records, rollouts=label_run_rollouts(label_run_id), config=config)
-            rows = [row for name, spec in models.items()
-                    for row in evaluate_policy(shop, spec, sets, config, name=name, executor=executor, progress=True)]
+            comparison = compare_to_base(shop, models, sets, config, executor)
         log_metrics(executor_metrics(executor))
-        summary = summarize_eval(rows, config)
-        gains = gains_vs_base(summary, "base", rows=rows, config=config)
-        log_results(summary, gains, {MODEL_NAME: {"run_id": run.info.run_id}})
-        write_eval_csvs(rows, summary, Path(tmp) / "eval", gains=gains)
-        mlflow.log_artifacts(str(Path(tmp) / "eval"))
+        log_comparison(comparison, {MODEL_NAME: {"run_id": run.info.run_id}})
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -49,44 +48,47 @@ from entry_points.common import (
     run_cli,
     start_phase,
 )
+from entry_points.comparison import log_comparison
 from entry_points.predictor_registry import load_predictor
 from entry_points.workfiles import model_identity, open_work
-from teachable.evaluation import (
-    build_eval_sets,
-    evaluate_policy,
-    gains_vs_base,
-    record_adapter_base,
-    summarize_eval,
-    write_eval_csvs,
-)
+from teachable.evaluation import build_eval_sets
 from teachable.executor import Executor, PolicySpec
 from teachable.features import compute_features, feature_fingerprint
-from teachable.policy.lm import LMPolicy
+from teachable.policy.lm import PromptRenderer
 from teachable.predictor import FeatureSetError
 from teachable.records import LabeledSnapshot
 from teachable.reporting.selection import frontier_figure, gain_vs_k_figure
 from teachable.rollouts import episode_executor
 from teachable.selection import (
     COMPARISON_COLUMNS,
-    METHODS,
-    SUMMARY_COLUMNS,
     SelectConfig,
+    cell_gains,
     cell_name,
     check_budgets,
+    comparison_metrics,
     method_comparisons,
     select,
     selection_examples,
+    selection_frames,
     selection_pool,
     split_pool,
+    summary_frame,
+    summary_metrics,
 )
 from teachable.supervision.examples import supervision_pair
-from teachable.training.sft import train_lora
+from teachable.teach import (
+    BASE,
+    cached_json,
+    compare_rows,
+    compare_to_base,
+    run_cells,
+    teaching_examples,
+    train_adapter,
+)
 from webshop_env.env import Shop
 
 PHASE = "select"
 CONFIG = SelectConfig
-BASE = "base"
-GAIN_COLUMNS = {"failures": "failure_gain", "retention": "retention_change", "heldout": "heldout_gain"}
 log = logging.getLogger(__name__)
 
 
@@ -133,114 +135,37 @@ def model_spec(base_model: str, config: SelectConfig, adapter: str | None = None
                       batch_size=config.policy_batch, **config.model_loading())
 
 
-def evaluate_rows(shop: Shop, base_model: str, sets: Any, config: SelectConfig, name: str, executor: Executor,
-                  adapter: str | None = None) -> list[dict[str, Any]]:
-    # a SelectConfig is an EvalConfig
-    return evaluate_policy(shop, model_spec(base_model, config, adapter), sets, config, name=name, executor=executor,
-                           progress=True)
-
-
-def gains_of(base_rows: list[dict[str, Any]], rows: list[dict[str, Any]], config: SelectConfig) -> dict[str, float]:
-    """failure_gain, retention_change and heldout_gain of one cell vs the base, each with the ends of
-    its paired bootstrap interval (`<gain>_low`, `<gain>_high`) and its minimum detectable effect
-    at 80% power (`<gain>_mde`); NaN for a skipped set."""
-    summary = summarize_eval(base_rows + rows, config)
-    gains = {g["set"]: g for g in gains_vs_base(summary, BASE, rows=base_rows + rows, config=config)}
-    return {f"{column}{end}": float(gains[s][f"success_gain{end}"]) if s in gains else math.nan
-            for s, column in GAIN_COLUMNS.items() for end in ("", "_low", "_high", "_mde")}
-
-
-def train_cell(cell: tuple[str, int, int | None], selected: list[LabeledSnapshot], base: LMPolicy, base_model: str,
-               shop: Shop, sets: Any, base_rows: list[dict[str, Any]], config: SelectConfig,
+def train_cell(cell: tuple[str, int, int | None], selected: list[LabeledSnapshot], renderer: PromptRenderer,
+               base_model: str, shop: Shop, sets: Any, base_rows: list[dict[str, Any]], config: SelectConfig,
                folder: Path, executor: Executor) -> dict[str, Any]:
     """Teach one selection in its own nested run; return its summary row (plus the selected ids)."""
     method, k, seed = cell
     name = cell_name(method, k, seed)
     tags = {"method": method, "K": str(k), "seed": "" if seed is None else str(seed), PHASE_TAG: "select_cell"}
     with mlflow.start_run(run_name=name, nested=True, tags=tags):
-        examples = [(base.prompt(ctx), base.completion(ctx, action)) for ctx, action in
-                    (supervision_pair(r, f) for r, f in selection_examples(selected))]
+        examples = teaching_examples(renderer, (supervision_pair(r, f) for r, f in selection_examples(selected)))
         adapter = folder / "adapter"
-        metrics = train_lora(base_model, examples, adapter, config.sft_settings(), device=config.device or None)
-        record_adapter_base(adapter, base_model)
-        rows = evaluate_rows(shop, base_model, sets, config, name, executor, adapter=str(adapter))
-        gains = gains_of(base_rows, rows, config)
-        log_metrics({**gains, "final_train_loss": metrics["train_loss"],
-                     "n_examples": len(examples)})
+        metrics = train_adapter(base_model, examples, adapter, config.sft_settings(), device=config.device or None)
+        comparison = compare_to_base(shop, {name: model_spec(base_model, config, str(adapter))}, sets, config, executor,
+                                     measured=base_rows)
+        rows = [r for r in comparison.rows if r["model"] == name]
+        gains = cell_gains(comparison)
+        log_metrics({**gains, "final_train_loss": metrics["train_loss"], "n_examples": len(examples)})
     return {"method": method, "K": k, "seed": seed, **gains, "n_examples": len(examples),
             "selected": [r.snapshot_id for r in selected], "rows": rows}
 
 
-def run_cells(config: SelectConfig, pool: list[LabeledSnapshot], scores: dict[str, float] | None, base_model: str,
-              shop: Shop, sets: Any, work: Path, executor: Executor) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Evaluate the base (once) and train and evaluate every cell not done in `work`: (cell entries, base rows)."""
-    base_file = work / "base_rows.json"
-    if base_file.is_file():
-        base_rows = json.loads(base_file.read_text())
-    else:
-        base_rows = evaluate_rows(shop, base_model, sets, config, BASE, executor)
-        base_file.parent.mkdir(parents=True, exist_ok=True)
-        base_file.write_text(json.dumps(base_rows))
-    base = LMPolicy.from_pretrained(base_model, device="cpu")  # renders prompts as the model was trained
-    entries = []
-    for cell in config.cells():
-        folder = work / cell_name(*cell)
-        done = folder / "done.json"
-        if done.is_file():
-            entries.append(json.loads(done.read_text()))
-            log.info("cell %s: reused from an earlier run of the same parameters", cell_name(*cell))
-            continue
-        method, k, seed = cell
-        selected = select(pool, method, k, seed=seed, scores=scores)
-        entry = train_cell(cell, selected, base, base_model, shop, sets, base_rows, config, folder, executor)
-        done.write_text(json.dumps(entry))
-        entries.append(entry)
-    return entries, base_rows
-
-
-def summary_frame(entries: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """`selection_summary.csv`'s frame: one row per (method, K, seed), seed empty when deterministic."""
-    # .get: a cell finished by an earlier version has no interval columns
-    frame = pd.DataFrame([{c: e.get(c, math.nan) for c in SUMMARY_COLUMNS} for e in entries],
-                         columns=list(SUMMARY_COLUMNS))
-    frame["seed"] = frame["seed"].astype("Int64")
-    return frame
-
-
-def selection_frames(entries: Sequence[dict[str, Any]]) -> dict[str, pd.DataFrame]:
-    """Per method, the selected snapshot ids: method, K, seed, rank, snapshot_id."""
-    out = {}
-    for method in METHODS:
-        rows = [{"method": method, "K": e["K"], "seed": e["seed"], "rank": i, "snapshot_id": sid}
-                for e in entries if e["method"] == method for i, sid in enumerate(e["selected"])]
-        if rows:
-            frame = pd.DataFrame(rows)
-            frame["seed"] = frame["seed"].astype("Int64")
-            out[method] = frame
-    return out
-
-
-def summary_metrics(frame: pd.DataFrame) -> dict[str, float]:
-    """`<method>.<gain>.K<k>`: the cell's gain (random: the mean over seeds, and its std)."""
-    metrics = {}
-    for (method, k), group in frame.groupby(["method", "K"], sort=False):
-        for column in ("failure_gain", "retention_change", "heldout_gain"):
-            values = group[column].dropna()
-            if len(values):
-                metrics[f"{method}.{column}.K{k}"] = float(values.mean())
-                if method == "random" and len(values) > 1:
-                    metrics[f"{method}.{column}_std.K{k}"] = float(values.std(ddof=1))
-    return metrics
-
-
-def comparison_metrics(comparisons: pd.DataFrame) -> dict[str, float]:
-    """`h7.<method>_vs_<versus>.<set>.K<k>`: the difference in item-level success (and `..._mde`,
-    the smallest difference those items detect at 80% power)."""
-    out = {}
-    for r in comparisons.itertuples():
-        key = f"h7.{r.method}_vs_{r.versus}.{r.set}.K{r.K}"
-        out.update({key: float(r.success_diff), f"{key}_mde": float(r.success_diff_mde)})
-    return out
+def teach_selections(config: SelectConfig, pool: list[LabeledSnapshot], scores: dict[str, float] | None,
+                     base_model: str, shop: Shop, sets: Any, work: Path,
+                     executor: Executor) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Evaluate the base (once) and teach and evaluate every cell not done in `work`: (cell entries, base rows)."""
+    base_rows, _ = cached_json(work / "base_rows.json", lambda: compare_to_base(
+        shop, {BASE: model_spec(base_model, config)}, sets, config, executor).rows)
+    renderer = PromptRenderer.from_pretrained(base_model)  # prompts as the model was trained
+    done = run_cells(config.cells(), work, lambda cell, folder: train_cell(
+        cell, select(pool, cell[0], cell[1], seed=cell[2], scores=scores), renderer, base_model, shop, sets,
+        base_rows, config, folder, executor), name=lambda cell: cell_name(*cell))
+    return [entry for _, entry, _ in done], base_rows
 
 
 def log_figures(frame: pd.DataFrame) -> None:
@@ -275,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                                 "set retention_goals=0 or label a mine run made from rollouts.")
         sets = build_eval_sets(shop, labeled=held, rollouts=rollouts, config=config)
         with episode_executor(config, shop, config.data_dir, [model_spec(base_model, config)]) as executor:
-            entries, base_rows = run_cells(config, pool, scores, base_model, shop, sets, work, executor)
+            entries, base_rows = teach_selections(config, pool, scores, base_model, shop, sets, work, executor)
         log_metrics(executor_metrics(executor))
         frame = summary_frame(entries)
         cell_rows = [r for e in entries for r in e["rows"]]
@@ -289,10 +214,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             comparisons.to_csv(Path(tmp) / "selection_comparisons.csv", index=False)
             for method, selection in selection_frames(entries).items():
                 selection.to_csv(Path(tmp) / f"selection_{method}.csv", index=False)
-            rows = base_rows + cell_rows
-            summary = summarize_eval(rows, config)
-            write_eval_csvs(rows, summary, tmp, gains=gains_vs_base(summary, BASE, rows=rows, config=config))
             mlflow.log_artifacts(tmp)
+        log_comparison(compare_rows(base_rows + cell_rows, config), metrics=False)
         log_figures(frame)
 
 

@@ -32,30 +32,22 @@ from entry_points.common import (
 )
 from entry_points.lm_registry import ADAPTER_MODEL, base_reference, log_adapter
 from entry_points.workfiles import model_identity, open_work
-from teachable.evaluation import record_adapter_base
-from teachable.policy.lm import LMPolicy
+from teachable.policy.lm import PromptRenderer
 from teachable.records import LabeledSnapshot
 from teachable.supervision.examples import supervision_pair
+from teachable.teach import run_cells, teaching_examples, train_adapter
 from teachable.training.matrix import EmptyCellError, MatrixConfig, cell_examples, cell_parts
-from teachable.training.sft import SFTSettings, train_lora
 
 PHASE = "train_matrix"
 CONFIG = MatrixConfig
 log = logging.getLogger(__name__)
 
 
-def settings_of(config: MatrixConfig) -> SFTSettings:
-    return SFTSettings(lora_r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                       learning_rate=config.learning_rate, epochs=config.epochs, max_steps=config.max_steps,
-                       batch_size=config.batch_size, seed=config.seed, disable_tqdm=True)
-
-
-def train_cell(cell: str, records: list[LabeledSnapshot], base: LMPolicy, base_model: str, base_ref: str,
+def train_cell(cell: str, records: list[LabeledSnapshot], renderer: PromptRenderer, base_model: str, base_ref: str,
                config: MatrixConfig, folder: Path) -> dict[str, Any]:
     """Train one cell in its own nested run; return its summary entry (`base_ref`: how its
     registered model names the base, see `lm_registry.base_reference`)."""
     quadrant, fmt = cell_parts(cell)
-    folder.mkdir(parents=True, exist_ok=True)
     tags = {"cell": cell, "quadrant": quadrant or "all", "format": fmt or ("mixed" if cell == "B1_uniform" else "routed"),
             PHASE_TAG: "train_matrix_cell"}
     with mlflow.start_run(run_name=cell, nested=True, tags=tags) as child:
@@ -67,14 +59,12 @@ def train_cell(cell: str, records: list[LabeledSnapshot], base: LMPolicy, base_m
             log.error("%s", e)
             return {"status": "failed", "error": str(e), "run_id": child.info.run_id}
         mlflow.set_tags({"n_examples": str(info["n_examples"]), "with_replacement": str(info["with_replacement"])})
-        examples = [(base.prompt(ctx), base.completion(ctx, action)) for ctx, action in
-                    (supervision_pair(r, f) for r, f in pairs)]
+        examples = teaching_examples(renderer, (supervision_pair(r, f) for r, f in pairs))
         adapter = folder / "adapter"
-        metrics = train_lora(base_model, examples, adapter, settings_of(config), report_to="mlflow", run_name=cell,
-                             device=config.device or None)
+        metrics = train_adapter(base_model, examples, adapter, config.sft_settings(), report_to="mlflow", run_name=cell,
+                                device=config.device or None)
         log_metrics({"final_train_loss": metrics["train_loss"], "n_examples": info["n_examples"],
                      "n_available": info["n_available"], "train_seconds": metrics["seconds"]})
-        record_adapter_base(adapter, base_model)
         mlflow.log_artifacts(str(adapter), "adapter")
         version = log_adapter(adapter, base_ref, tags={**{k: v for k, v in tags.items() if k != PHASE_TAG},
                                                         "base_model": base_model})
@@ -89,21 +79,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         label_run_id, records, base_model = labeled_inputs(config.label_run, config.student)
         work = stack.enter_context(open_work(
             PHASE, config, {"label": label_run_id, "student": model_identity(config.student, base_model)}, "cells"))
-        base = LMPolicy.from_pretrained(base_model, device="cpu")  # renders prompts as the model was trained
+        renderer = PromptRenderer.from_pretrained(base_model)  # prompts as the model was trained
         base_ref = base_reference(base_model)
-        summary: dict[str, Any] = {"base_model": base_model, "label_run": label_run_id, "cells": {}}
-        for cell in config.cell_list():
-            done = work / cell / "done.json"
-            if done.is_file():
-                summary["cells"][cell] = {**json.loads(done.read_text()), "reused": True}
-                log.info("cell %s: reused from an earlier run of the same parameters", cell)
-                continue
-            entry = train_cell(cell, records, base, base_model, base_ref, config, work / cell)
-            summary["cells"][cell] = entry
-            if entry["status"] == "finished":
-                done.write_text(json.dumps(entry, indent=2))
-        finished = [c for c, e in summary["cells"].items() if e["status"] == "finished"]
-        log_metrics({"n_cells_finished": len(finished), "n_cells_failed": len(summary["cells"]) - len(finished)})
+        done = run_cells(config.cell_list(), work,
+                         lambda cell, folder: train_cell(cell, records, renderer, base_model, base_ref, config, folder),
+                         keep=lambda entry: entry["status"] == "finished")
+        cells = {cell: {**entry, "reused": True} if reused else entry for cell, entry, reused in done}
+        summary: dict[str, Any] = {"base_model": base_model, "label_run": label_run_id, "cells": cells}
+        finished = [c for c, e in cells.items() if e["status"] == "finished"]
+        log_metrics({"n_cells_finished": len(finished), "n_cells_failed": len(cells) - len(finished)})
         mlflow.set_tag("base_model", base_model)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "training_summary.json"

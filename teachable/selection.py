@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from teachable.evaluation import EvalConfig, item_means, mean_diff
 from teachable.features import FeatureConfig
@@ -41,6 +42,7 @@ from teachable.records import LabeledSnapshot
 from teachable.seeding import seeded_rng
 from teachable.stats import MDE_POWER, paired_bootstrap_interval, paired_mde
 from teachable.supervision.examples import routed_format
+from teachable.teach import Comparison
 from teachable.training.sft import LoraRecipe
 
 METHODS: tuple[str, ...] = ("random", "entropy", "predictor", "oracle")
@@ -56,6 +58,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = ("method", "K", "seed",
 COMPARISONS: tuple[tuple[str, str], ...] = (("predictor", "random"), ("predictor", "entropy"), ("entropy", "random"),
                                             ("oracle", "random"), ("oracle", "predictor"))
 EVAL_SETS: tuple[str, ...] = ("failures", "retention", "heldout")
+GAIN_COLUMNS: dict[str, str] = {"failures": "failure_gain", "retention": "retention_change", "heldout": "heldout_gain"}
 COMPARISON_COLUMNS: tuple[str, ...] = ("K", "method", "versus", "set", "n_items", "success_diff", "success_diff_low",
                                        "success_diff_high", "success_diff_mde", "mde_alpha", "mde_power")
 
@@ -272,3 +275,57 @@ def _seed_mean(items: Mapping[tuple[str, str], Mapping[str, Mapping[str, float]]
     per = [items.get((m, set_name), {}) for m in models]
     common = set.intersection(*(set(p) for p in per)) if per else set()
     return {i: float(np.mean([p[i]["success"] for p in per])) for i in common}
+
+
+def cell_gains(comparison: Comparison) -> dict[str, float]:
+    """failure_gain, retention_change and heldout_gain of the one cell of `comparison` vs the base,
+    each with the ends of its paired bootstrap interval (`<gain>_low`, `<gain>_high`) and its
+    minimum detectable effect at 80% power (`<gain>_mde`); NaN for a skipped set."""
+    gains = {g["set"]: g for g in comparison.gains}
+    return {f"{column}{end}": float(gains[s][f"success_gain{end}"]) if s in gains else math.nan
+            for s, column in GAIN_COLUMNS.items() for end in ("", "_low", "_high", "_mde")}
+
+
+def summary_frame(entries: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """`selection_summary.csv`'s frame: one row per (method, K, seed), seed empty when deterministic."""
+    # .get: a cell finished by an earlier version has no interval columns
+    frame = pd.DataFrame([{c: e.get(c, math.nan) for c in SUMMARY_COLUMNS} for e in entries],
+                         columns=list(SUMMARY_COLUMNS))
+    frame["seed"] = frame["seed"].astype("Int64")
+    return frame
+
+
+def selection_frames(entries: Sequence[dict[str, Any]]) -> dict[str, pd.DataFrame]:
+    """Per method, the selected snapshot ids: method, K, seed, rank, snapshot_id."""
+    out = {}
+    for method in METHODS:
+        rows = [{"method": method, "K": e["K"], "seed": e["seed"], "rank": i, "snapshot_id": sid}
+                for e in entries if e["method"] == method for i, sid in enumerate(e["selected"])]
+        if rows:
+            frame = pd.DataFrame(rows)
+            frame["seed"] = frame["seed"].astype("Int64")
+            out[method] = frame
+    return out
+
+
+def summary_metrics(frame: pd.DataFrame) -> dict[str, float]:
+    """`<method>.<gain>.K<k>`: the cell's gain (random: the mean over seeds, and its std)."""
+    metrics = {}
+    for (method, k), group in frame.groupby(["method", "K"], sort=False):
+        for column in ("failure_gain", "retention_change", "heldout_gain"):
+            values = group[column].dropna()
+            if len(values):
+                metrics[f"{method}.{column}.K{k}"] = float(values.mean())
+                if method == "random" and len(values) > 1:
+                    metrics[f"{method}.{column}_std.K{k}"] = float(values.std(ddof=1))
+    return metrics
+
+
+def comparison_metrics(comparisons: pd.DataFrame) -> dict[str, float]:
+    """`h7.<method>_vs_<versus>.<set>.K<k>`: the difference in item-level success (and `..._mde`,
+    the smallest difference those items detect at 80% power)."""
+    out = {}
+    for r in comparisons.itertuples():
+        key = f"h7.{r.method}_vs_{r.versus}.{r.set}.K{r.K}"
+        out.update({key: float(r.success_diff), f"{key}_mde": float(r.success_diff_mde)})
+    return out

@@ -197,6 +197,21 @@ def test_gains_of_the_expert_over_random_are_significant(expert_rows, random_row
         gains_vs_base(summary, "base")
 
 
+def test_compare_to_base_plays_every_model_on_the_same_items(small_shop, sets, config, expert_rows,
+                                                              random_rows) -> None:
+    from teachable.teach import compare_to_base
+
+    models = {"random": RandomPolicy(), "expert": ExpertPolicy(small_shop)}
+    both = compare_to_base(small_shop, models, sets, config, base="random")
+    assert both.rows == random_rows + expert_rows  # the same seeds as each model alone
+    want = gains_vs_base(summarize_eval(both.rows, config), "random", rows=both.rows, config=config)
+    assert both.gains == want and [g["model"] for g in both.gains] == ["expert"] * 3
+    later = compare_to_base(small_shop, {"expert": models["expert"]}, sets, config, measured=random_rows, base="random")
+    assert later.gains == both.gains and later.summary == both.summary
+    with pytest.raises(ValueError, match="base model 'base' is not in the summary"):
+        compare_to_base(small_shop, {"expert": models["expert"]}, sets, config)
+
+
 def test_csvs_have_the_expected_columns(tmp_path, expert_rows, random_rows, config) -> None:
     rows = expert_rows + random_rows
     summary = summarize_eval(rows, config)

@@ -156,7 +156,7 @@ def test_alias_names_follow_mlflow_rules(mlflow_store: str, tmp_path: Path) -> N
 
 
 def test_best_per_quadrant_takes_the_largest_failure_gain() -> None:
-    from entry_points.evaluate import best_per_quadrant
+    from teachable.teach import best_per_quadrant
 
     cells = {"Q1_highU_highL__demo": {"quadrant": "Q1_highU_highL"}, "Q1_highU_highL__hint": {"quadrant": "Q1_highU_highL"},
              "Q2_highU_lowL__demo": {"quadrant": "Q2_highU_lowL"}, "B2_all": {"quadrant": None}}

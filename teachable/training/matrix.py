@@ -22,6 +22,7 @@ from teachable.records import LabeledSnapshot
 from teachable.seeding import seeded_rng
 from teachable.supervision.examples import routed_format
 from teachable.supervision.formats import FORMATS
+from teachable.training.sft import SFTSettings
 
 log = logging.getLogger(__name__)
 BASELINES: tuple[str, ...] = ("B1_uniform", "B2_all")
@@ -54,6 +55,12 @@ class MatrixConfig:
         self.cell_list()
         if self.examples_per_cell < 1:
             raise ValueError(f"examples_per_cell must be >= 1, got {self.examples_per_cell}.")
+
+    def sft_settings(self) -> SFTSettings:
+        """The LoRA SFT hyperparameters of every cell (validated by `SFTSettings`)."""
+        return SFTSettings(lora_r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+                           learning_rate=self.learning_rate, epochs=self.epochs, max_steps=self.max_steps,
+                           batch_size=self.batch_size, seed=self.seed, disable_tqdm=True)
 
     def cell_list(self) -> list[str]:
         """The cells to train, in matrix order.
