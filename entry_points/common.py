@@ -28,6 +28,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from entry_points.datasets import EVALUATION, OUTPUT, TRAINING, log_dataset
+from teachable.names import LABELED_SNAPSHOTS, ROLLOUTS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EXPERIMENT = "teachable"
@@ -541,7 +542,7 @@ def labeled_inputs(label_ref: str, student_ref: str) -> tuple[str, list[Any], st
     from teachable.records import LabeledSnapshot, read_jsonl
 
     up = resolve_upstream("label", label_ref, "label_run")
-    records = read_jsonl(read_records(up.run_id, "labeled_snapshots.jsonl", f"label_run={label_ref!r}", TRAINING),
+    records = read_jsonl(read_records(up.run_id, LABELED_SNAPSHOTS, f"label_run={label_ref!r}", TRAINING),
                          LabeledSnapshot)
     base_model = label_run_student(up.run_id) if student_ref == "label" else resolve_model(student_ref, "student")
     return up.run_id, records, base_model
@@ -558,4 +559,4 @@ def label_run_rollouts(label_run_id: str) -> list[Any]:
     rollouts_run = client.get_run(mine_run).data.tags.get("upstream.rollouts") if mine_run else None
     if not rollouts_run:
         return []
-    return read_jsonl(read_records(rollouts_run, "rollouts.jsonl", "rollouts", EVALUATION), Trajectory)
+    return read_jsonl(read_records(rollouts_run, ROLLOUTS, "rollouts", EVALUATION), Trajectory)

@@ -47,6 +47,7 @@ from teachable.evaluation import (
     check_adapter_base,
 )
 from teachable.executor import PolicySpec
+from teachable.names import LABELED_SNAPSHOTS, TRAINING_SUMMARY
 from teachable.records import LabeledSnapshot, read_jsonl
 from teachable.reporting.evaluation import gain_heatmap
 from teachable.rollouts import episode_executor
@@ -61,7 +62,7 @@ log = logging.getLogger(__name__)
 def adapters_of_matrix(config: EvaluateConfig) -> tuple[str, str, dict[str, dict]]:
     """(base model, label run id, {cell: summary entry}) of the matrix run."""
     up = resolve_upstream("train_matrix", config.matrix_run, "matrix_run")
-    summary = json.loads(download_artifact(up.run_id, "training_summary.json", f"matrix_run={config.matrix_run!r}")
+    summary = json.loads(download_artifact(up.run_id, TRAINING_SUMMARY, f"matrix_run={config.matrix_run!r}")
                          .read_text())
     cells = {c: e for c, e in summary["cells"].items() if e.get("status") == "finished"}
     if not cells:
@@ -82,7 +83,7 @@ def single_adapter(config: EvaluateConfig) -> tuple[str, str, dict[str, dict]]:
         up = resolve_upstream("train_matrix_cell", config.adapter, "adapter")
         version = MlflowClient().get_model_version(ADAPTER_MODEL, str(up.model_uri and _version(config.adapter)))
         parent = MlflowClient().get_run(up.run_id).data.tags.get("mlflow.parentRunId")
-        summary = json.loads(download_artifact(parent, "training_summary.json", f"adapter={config.adapter!r}").read_text())
+        summary = json.loads(download_artifact(parent, TRAINING_SUMMARY, f"adapter={config.adapter!r}").read_text())
         entry = {"version": str(version.version), "run_id": version.run_id}
         name = version.tags.get("cell", f"adapter_v{version.version}")
         label_run = summary["label_run"] if config.label_run == "matrix" else config.label_run
@@ -110,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with start_phase(PHASE, config):
         base_model, label_ref, cells = single_adapter(config) if config.adapter else adapters_of_matrix(config)
         label_up = resolve_upstream("label", label_ref, "label_run")
-        labeled = read_jsonl(read_records(label_up.run_id, "labeled_snapshots.jsonl", "label_run", EVALUATION),
+        labeled = read_jsonl(read_records(label_up.run_id, LABELED_SNAPSHOTS, "label_run", EVALUATION),
                              LabeledSnapshot)
         if not Path(base_model).exists() and base_model != "smollm2":
             base_model = label_run_student(label_up.run_id)  # the recorded path was a temporary download

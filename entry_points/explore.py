@@ -28,6 +28,7 @@ from entry_points.common import (
     ui_url,
 )
 from teachable.explorer import SnapshotTable, create_explorer_app
+from teachable.names import LABELED_SNAPSHOTS
 from webshop_env.env import Shop
 from webshop_env.web import LOOPBACK
 
@@ -66,7 +67,7 @@ def build_app(config: ExploreConfig):
     setup_tracking()
     label = resolve_upstream("label", config.label_run, "label_run")
     run = MlflowClient().get_run(label.run_id)
-    path = download_artifact(label.run_id, "labeled_snapshots.jsonl", f"label_run={config.label_run!r}")
+    path = download_artifact(label.run_id, LABELED_SNAPSHOTS, f"label_run={config.label_run!r}")
     params = run.data.params
     table = SnapshotTable.from_jsonl(path, u_measure=params.get("u_measure", "entropy"))
     data_dir = config.data_dir or params.get("data_dir", "")

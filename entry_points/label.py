@@ -61,6 +61,7 @@ from teachable.label.labeling import (
     select_snapshots,
     summarize_labels,
 )
+from teachable.names import FAILURE_SNAPSHOTS, LABEL_SUMMARY, LABELED_SNAPSHOTS
 from teachable.policy.factory import BUILTIN_POLICIES
 from teachable.records import Snapshot, read_jsonl, write_jsonl
 from teachable.reporting.labels import label_table, quadrant_scatter
@@ -103,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(LabelConfig, argv, __doc__)
     with start_phase(PHASE, config), ExitStack() as stack:
         mine = resolve_upstream("mine", config.mine_run, "mine_run")
-        snapshots = read_jsonl(read_records(mine.run_id, "failure_snapshots.jsonl", f"mine_run={config.mine_run!r}",
+        snapshots = read_jsonl(read_records(mine.run_id, FAILURE_SNAPSHOTS, f"mine_run={config.mine_run!r}",
                                             TRAINING), Snapshot)
         if not snapshots:
             raise UpstreamError(f"mine run {mine.run_id} has no snapshots; mine a rollouts run with failures first.")
@@ -131,11 +132,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         mlflow.log_figure(quadrant_scatter(final, thresholds, config.u_measure), "label_scatter.png")
         mlflow.log_table(label_table(final), artifact_file="labels_table.json")
         with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "labeled_snapshots.jsonl"
+            out = Path(tmp) / LABELED_SNAPSHOTS
             write_jsonl(out, final)
-            (Path(tmp) / "label_summary.json").write_text(json.dumps(
+            (Path(tmp) / LABEL_SUMMARY).write_text(json.dumps(
                 {**summary, "skipped_snapshot_ids": progress.skipped_ids}, indent=2))
-            mlflow.log_artifact(str(Path(tmp) / "label_summary.json"))
+            mlflow.log_artifact(str(Path(tmp) / LABEL_SUMMARY))
             log_records(out)
 
 

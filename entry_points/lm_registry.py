@@ -33,9 +33,8 @@ from entry_points.common import (
     model_version,
     registered_folder,
 )
+from teachable.names import ADAPTER_MODEL, STUDENT_MODEL
 
-STUDENT_MODEL = "teachable-student"
-ADAPTER_MODEL = "teachable-adapter"
 CANDIDATE, CHAMPION = "candidate", "champion"
 BEST_ALIAS_PREFIX = "best-"  # evaluate: `best-<quadrant>`, the adapter of the quadrant with the largest failure gain
 PYFUNC_CODE = Path(__file__).with_name("lm_model.py")

@@ -26,6 +26,7 @@ from entry_points.common import (
 )
 from entry_points.datasets import TRAINING
 from teachable.mining import MiningConfig, mine_failures, parse_offsets
+from teachable.names import FAILURE_SNAPSHOTS, ROLLOUTS
 from teachable.records import Trajectory, iter_jsonl, write_jsonl
 
 PHASE = "mine"
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(MiningConfig, argv, __doc__)
     with start_phase(PHASE, config):
         up = resolve_upstream("rollouts", config.rollouts_run, "rollouts_run")
-        rollouts = read_records(up.run_id, "rollouts.jsonl", f"rollouts_run={config.rollouts_run!r}", TRAINING)
+        rollouts = read_records(up.run_id, ROLLOUTS, f"rollouts_run={config.rollouts_run!r}", TRAINING)
         snapshots, counts = mine_failures(
             iter_jsonl(rollouts, Trajectory), offsets=parse_offsets(config.offsets),
             include_search_steps=config.include_search_steps, max_per_trajectory=config.max_per_trajectory,
@@ -54,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "or widen offsets."
             )
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "failure_snapshots.jsonl"
+            path = Path(tmp) / FAILURE_SNAPSHOTS
             write_jsonl(path, snapshots)
             log_records(path)
 

@@ -13,9 +13,9 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from entry_points.common import MODEL_URI_RE, PROJECT_ROOT, UpstreamError
+from teachable.names import PREDICTOR_MODEL
 from teachable.predictor import TeachabilityPredictor
 
-PREDICTOR_MODEL = "teachable-predictor"
 PYFUNC_CODE = Path(__file__).with_name("predictor_model.py")
 VALIDATION_TAG = "validation_ndcg"
 K_TAG = "ndcg_k"

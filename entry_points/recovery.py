@@ -37,6 +37,7 @@ from entry_points.lm_registry import ADAPTER_MODEL, base_reference, log_adapter
 from entry_points.workfiles import model_identity, open_work
 from teachable.evaluation import build_eval_sets
 from teachable.executor import PolicySpec
+from teachable.names import RECOVERY_TRAJECTORIES
 from teachable.policy.lm import PromptRenderer
 from teachable.records import LabeledSnapshot, write_jsonl
 from teachable.recovery import RecoveryConfig, export_recovery
@@ -55,8 +56,8 @@ def train_and_register(config: RecoveryConfig, records: list[LabeledSnapshot], s
     """Export the expert continuations, train the recovery adapter into `adapter`, log and register it."""
     renderer = PromptRenderer.from_pretrained(base_model)  # prompts as the model was trained
     examples, counts = export_recovery(records, shop, config, render=renderer.prompt, complete=renderer.completion)
-    write_jsonl(tmp / "recovery_trajectories.jsonl", examples)
-    mlflow.log_artifact(str(tmp / "recovery_trajectories.jsonl"))
+    write_jsonl(tmp / RECOVERY_TRAJECTORIES, examples)
+    mlflow.log_artifact(str(tmp / RECOVERY_TRAJECTORIES))
     metrics = train_adapter(base_model, [(e.prompt, e.completion) for e in examples], adapter, config.sft_settings(),
                             device=config.device or None)
     log_series("train_loss", metrics["losses"])

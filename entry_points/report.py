@@ -34,6 +34,15 @@ from entry_points.common import (
     start_phase,
 )
 from entry_points.datasets import EVALUATION
+from teachable.names import (
+    EVAL_SUMMARY,
+    LABELED_SNAPSHOTS,
+    PREDICTOR_METRICS,
+    RANKING_CURVES,
+    SELECTION_COMPARISONS,
+    SELECTION_SUMMARY,
+    TRAINING_SUMMARY,
+)
 from teachable.records import LabeledSnapshot, read_jsonl
 from teachable.reporting.report import SKIP, ReportConfig, ReportInputs, split_list, write_report
 
@@ -94,7 +103,7 @@ def gather_inputs(config: ReportConfig) -> ReportInputs:
                             "run was found; run the pipeline (or one of those phases) first.")
     inputs = ReportInputs()
     if run_id := runs["label"]:
-        inputs.labeled = read_jsonl(read_records(run_id, "labeled_snapshots.jsonl", "label run", EVALUATION),
+        inputs.labeled = read_jsonl(read_records(run_id, LABELED_SNAPSHOTS, "label run", EVALUATION),
                                     LabeledSnapshot)
         run = MlflowClient().get_run(run_id)
         inputs.thresholds = {k: run.data.metrics[k] for k in ("u_threshold", "l_threshold") if k in run.data.metrics}
@@ -103,19 +112,19 @@ def gather_inputs(config: ReportConfig) -> ReportInputs:
         inputs.u_measure = run.data.params.get("u_measure", "entropy")
         inputs.warnings += competence_warnings(run)
     if run_id := runs["train_matrix"]:
-        inputs.training_summary = json.loads(download_artifact(run_id, "training_summary.json", "train_matrix run")
+        inputs.training_summary = json.loads(download_artifact(run_id, TRAINING_SUMMARY, "train_matrix run")
                                              .read_text())
     if run_id := runs["evaluate"]:
-        inputs.eval_summary = _csv(run_id, "eval_summary.csv", "evaluate")
+        inputs.eval_summary = _csv(run_id, EVAL_SUMMARY, "evaluate")
     if run_id := runs["recovery"]:
-        inputs.recovery_summary = _csv(run_id, "eval_summary.csv", "recovery")
+        inputs.recovery_summary = _csv(run_id, EVAL_SUMMARY, "recovery")
     if run_id := runs["train_predictor"]:
-        inputs.predictor_metrics = _csv(run_id, "predictor_metrics.csv", "train_predictor")
-        inputs.ranking_curves = _csv(run_id, "ranking_curves.csv", "train_predictor")
+        inputs.predictor_metrics = _csv(run_id, PREDICTOR_METRICS, "train_predictor")
+        inputs.ranking_curves = _csv(run_id, RANKING_CURVES, "train_predictor")
     if run_id := runs["select"]:
-        inputs.selection_summary = _csv(run_id, "selection_summary.csv", "select")
+        inputs.selection_summary = _csv(run_id, SELECTION_SUMMARY, "select")
         try:
-            inputs.selection_comparisons = _csv(run_id, "selection_comparisons.csv", "select")
+            inputs.selection_comparisons = _csv(run_id, SELECTION_COMPARISONS, "select")
         except UpstreamError:
             log.info("select run %s has no selection_comparisons.csv (an earlier version); left out", run_id)
     return inputs

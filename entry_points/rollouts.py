@@ -28,6 +28,7 @@ from entry_points.common import (
     start_phase,
 )
 from teachable.executor import PolicySpec
+from teachable.names import ROLLOUTS
 from teachable.policy.factory import BUILTIN_POLICIES
 from teachable.records import write_jsonl
 from teachable.rollouts import (
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_metrics({**executor_metrics(executor), **policy_counters(policy)})
         check_competence(summarize(by_split[config.split]))
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "rollouts.jsonl"
+            path = Path(tmp) / ROLLOUTS
             write_jsonl(path, [t for trajectories in by_split.values() for t in trajectories])
             log_records(path)
 

@@ -54,6 +54,7 @@ from entry_points.workfiles import model_identity, open_work
 from teachable.evaluation import build_eval_sets
 from teachable.executor import Executor, PolicySpec
 from teachable.features import compute_features, feature_fingerprint
+from teachable.names import PREDICTOR_SPLIT, SELECTION_COMPARISONS, SELECTION_SUMMARY
 from teachable.policy.lm import PromptRenderer
 from teachable.predictor import FeatureSetError
 from teachable.records import LabeledSnapshot
@@ -118,7 +119,7 @@ def fitted_snapshots(model_version: Any, label_run_id: str) -> set[str]:
         return set()
     if MlflowClient().get_run(model_version.run_id).data.tags.get("upstream.label") != label_run_id:
         return set()
-    split = download_artifact(model_version.run_id, "split.json", f"predictor version {model_version.version}")
+    split = download_artifact(model_version.run_id, PREDICTOR_SPLIT, f"predictor version {model_version.version}")
     return set(json.loads(split.read_text())["train"])
 
 
@@ -210,8 +211,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                      "failure_eval_size": len(sets.failures), "pool_excluded_predictor_train": n_fitted})
         mlflow.set_tag("base_model", base_model)
         with tempfile.TemporaryDirectory() as tmp:
-            frame.to_csv(Path(tmp) / "selection_summary.csv", index=False)
-            comparisons.to_csv(Path(tmp) / "selection_comparisons.csv", index=False)
+            frame.to_csv(Path(tmp) / SELECTION_SUMMARY, index=False)
+            comparisons.to_csv(Path(tmp) / SELECTION_COMPARISONS, index=False)
             for method, selection in selection_frames(entries).items():
                 selection.to_csv(Path(tmp) / f"selection_{method}.csv", index=False)
             mlflow.log_artifacts(tmp)

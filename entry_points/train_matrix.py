@@ -32,6 +32,7 @@ from entry_points.common import (
 )
 from entry_points.lm_registry import ADAPTER_MODEL, base_reference, log_adapter
 from entry_points.workfiles import model_identity, open_work
+from teachable.names import TRAINING_SUMMARY
 from teachable.policy.lm import PromptRenderer
 from teachable.records import LabeledSnapshot
 from teachable.supervision.examples import supervision_pair
@@ -90,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_metrics({"n_cells_finished": len(finished), "n_cells_failed": len(cells) - len(finished)})
         mlflow.set_tag("base_model", base_model)
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "training_summary.json"
+            path = Path(tmp) / TRAINING_SUMMARY
             path.write_text(json.dumps(summary, indent=2))
             mlflow.log_artifact(str(path))
         if not finished:

@@ -41,6 +41,7 @@ from entry_points.predictor_registry import (
     log_predictor,
 )
 from teachable.features import feature_fingerprint
+from teachable.names import LABELED_SNAPSHOTS, PREDICTOR_METRICS, PREDICTOR_SPLIT, RANKING_CURVES
 from teachable.predictor.training import PredictorConfig, PredictorResult, train_predictors
 from teachable.records import LabeledSnapshot, read_jsonl
 
@@ -54,18 +55,18 @@ def write_tables(result: PredictorResult, out: Path) -> None:
     """`predictor_metrics.csv`, `ranking_curves.csv`, `feature_names.json` and `split.json` in `out`."""
     metrics = pd.DataFrame(result.metrics, columns=["model", "metric", "k", "value"])
     metrics["k"] = metrics["k"].astype("Int64")
-    metrics.to_csv(out / "predictor_metrics.csv", index=False)
-    pd.DataFrame(result.curves, columns=["model", "k", "ndcg", "precision"]).to_csv(out / "ranking_curves.csv",
+    metrics.to_csv(out / PREDICTOR_METRICS, index=False)
+    pd.DataFrame(result.curves, columns=["model", "k", "ndcg", "precision"]).to_csv(out / RANKING_CURVES,
                                                                                     index=False)
     (out / "feature_names.json").write_text(json.dumps(list(result.features.columns), indent=1))
-    (out / "split.json").write_text(json.dumps({"train": result.train_ids, "valid": result.valid_ids}, indent=1))
+    (out / PREDICTOR_SPLIT).write_text(json.dumps({"train": result.train_ids, "valid": result.valid_ids}, indent=1))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(PredictorConfig, argv, __doc__)
     with start_phase(PHASE, config):
         up = resolve_upstream("label", config.label_run, "label_run")
-        records = read_jsonl(read_records(up.run_id, "labeled_snapshots.jsonl", f"label_run={config.label_run!r}",
+        records = read_jsonl(read_records(up.run_id, LABELED_SNAPSHOTS, f"label_run={config.label_run!r}",
                                           TRAINING), LabeledSnapshot)
         result = train_predictors(records, config)
         chosen = result.predictors[result.chosen]

@@ -32,6 +32,7 @@ import pandas as pd
 
 from teachable.executor import Executor, ExecutorConfig, PolicySpec
 from teachable.label.quadrant import QUADRANTS
+from teachable.names import EVAL_SUMMARY
 from teachable.policy.base import Policy
 from teachable.records import LabeledSnapshot, Trajectory
 from teachable.rollouts import EpisodeSpec, play_episodes, run_episodes, sample_goals
@@ -361,7 +362,7 @@ def write_eval_csvs(rows: Sequence[dict[str, Any]], summary: Sequence[dict[str, 
     for name in EVAL_SETS:
         paths[name] = out / f"eval_{name}.csv"
         frame[frame["set"] == name].to_csv(paths[name], index=False)
-    paths["summary"] = out / "eval_summary.csv"
+    paths["summary"] = out / EVAL_SUMMARY
     summary_table(summary, gains).to_csv(paths["summary"], index=False)
     return paths
 
