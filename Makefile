@@ -51,7 +51,7 @@ demo: $(STAMP)
 # The MLflow UI on the project's store, opened on the training runs (MLflow's UI starts a new
 # browser on its GenAI view; the link's workflowType=machine_learning picks the runs instead).
 ui: $(STAMP)
-	@$(BIN)/python -c "from entry_points.common import setup_tracking, ui_url; print('MLflow UI:', ui_url(setup_tracking()))"
+	@$(BIN)/python -c "from entry_points.runs import setup_tracking, ui_url; print('MLflow UI:', ui_url(setup_tracking()))"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 clean:

@@ -108,7 +108,7 @@ def build_store(root: Path, n_goals: int, seed: int) -> dict[str, str]:
     script = f"""
 import mlflow
 from entry_points import mine, rollouts
-from entry_points.common import PHASE_TAG, setup_tracking
+from entry_points.runs import PHASE_TAG, setup_tracking
 from teachable.models import build_tiny_llama, train_bpe_tokenizer
 from teachable.policy.lm import LMPolicy
 from webshop_env.env import Shop
@@ -148,7 +148,7 @@ def artifact_labels(env: dict[str, str], run_id: str) -> list[dict]:
 
 
 def finished_label_runs(env: dict[str, str]) -> list[str]:
-    code = ("import mlflow; from entry_points.common import setup_tracking; "
+    code = ("import mlflow; from entry_points.runs import setup_tracking; "
             "print(' '.join(r.info.run_id for r in mlflow.search_runs([setup_tracking()], output_format='list', "
             "filter_string=\"tags.`teachable.phase` = 'label' and attributes.status = 'FINISHED'\", "
             "order_by=['attributes.start_time ASC'])))")

@@ -15,7 +15,7 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import log_metrics
+from entry_points.runs import log_metrics
 from teachable.evaluation import write_eval_csvs
 from teachable.teach import Comparison
 

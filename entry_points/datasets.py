@@ -1,7 +1,7 @@
 """Records files (rollouts, failure snapshots, labeled snapshots) as MLflow datasets.
 
 A records file is logged as a dataset input of every run that makes or reads it (see
-`entry_points.common.log_records` and `read_records`), so the MLflow UI shows the lineage from
+`entry_points.upstream.log_records` and `read_records`), so the MLflow UI shows the lineage from
 a run to the runs that used its output. The dataset holds no data: its source is the artifact's
 URI, its digest a SHA-256 of the file's bytes (equal files, equal datasets), its schema the
 top-level fields of the first record and its profile the number of records; computing them

@@ -24,23 +24,19 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import (
-    UpstreamError,
-    download_artifact,
-    executor_metrics,
-    label_run_rollouts,
-    label_run_student,
-    log_metrics,
-    parse_config,
-    read_records,
-    registered_folder,
-    resolve_upstream,
-    run_cli,
-    start_phase,
-)
+from entry_points.cli import UpstreamError, parse_config, run_cli
 from entry_points.comparison import log_comparison
 from entry_points.datasets import EVALUATION
 from entry_points.lm_registry import ADAPTER_MODEL, set_best_aliases
+from entry_points.runs import executor_metrics, log_metrics, start_phase
+from entry_points.upstream import (
+    download_artifact,
+    label_run_rollouts,
+    label_run_student,
+    read_records,
+    registered_folder,
+    resolve_upstream,
+)
 from teachable.evaluation import (
     EvaluateConfig,
     build_eval_sets,

@@ -18,15 +18,9 @@ from dataclasses import dataclass, field
 
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import (
-    DEFAULT_MLFLOW_UI,
-    download_artifact,
-    parse_config,
-    resolve_upstream,
-    run_cli,
-    setup_tracking,
-    ui_url,
-)
+from entry_points.cli import parse_config, run_cli
+from entry_points.runs import DEFAULT_MLFLOW_UI, setup_tracking, ui_url
+from entry_points.upstream import download_artifact, resolve_upstream
 from teachable.explorer import SnapshotTable, create_explorer_app
 from teachable.names import LABELED_SNAPSHOTS
 from webshop_env.env import Shop

@@ -34,21 +34,11 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import (
-    PROJECT_ROOT,
-    UpstreamError,
-    executor_metrics,
-    log_metrics,
-    log_records,
-    parse_config,
-    read_records,
-    resolve_model,
-    resolve_upstream,
-    run_cli,
-    start_phase,
-)
+from entry_points.cli import UpstreamError, parse_config, run_cli
 from entry_points.datasets import TRAINING
+from entry_points.runs import PROJECT_ROOT, executor_metrics, log_metrics, start_phase
 from entry_points.tracing import teacher_tracer
+from entry_points.upstream import log_records, read_records, resolve_model, resolve_upstream
 from entry_points.workfiles import model_identity, open_work, resumed_work_key
 from teachable.executor import PolicySpec, ShopSpec, make_executor
 from teachable.label.labeling import (

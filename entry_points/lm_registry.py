@@ -23,12 +23,11 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import Array, ColSpec, Map, ParamSchema, ParamSpec, Schema
 
-from entry_points.common import (
+from entry_points.cli import PhaseError, UpstreamError
+from entry_points.runs import PROJECT_ROOT
+from entry_points.upstream import (
     MODEL_URI_RE,
-    PROJECT_ROOT,
     RUN_ID_RE,
-    PhaseError,
-    UpstreamError,
     cached_artifact,
     model_version,
     registered_folder,

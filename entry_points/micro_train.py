@@ -19,14 +19,9 @@ from pathlib import Path
 
 import mlflow
 
-from entry_points.common import (
-    executor_metrics,
-    labeled_inputs,
-    log_metrics,
-    parse_config,
-    run_cli,
-    start_phase,
-)
+from entry_points.cli import parse_config, run_cli
+from entry_points.runs import executor_metrics, log_metrics, start_phase
+from entry_points.upstream import labeled_inputs
 from teachable.executor import PolicySpec, ShopSpec, make_executor
 from teachable.training.micro import MicroConfig, MicroSetup, micro_validate
 

@@ -14,17 +14,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from entry_points.common import (
-    PhaseError,
-    log_metrics,
-    log_records,
-    parse_config,
-    read_records,
-    resolve_upstream,
-    run_cli,
-    start_phase,
-)
+from entry_points.cli import PhaseError, parse_config, run_cli
 from entry_points.datasets import TRAINING
+from entry_points.runs import log_metrics, start_phase
+from entry_points.upstream import log_records, read_records, resolve_upstream
 from teachable.mining import MiningConfig, mine_failures, parse_offsets
 from teachable.names import FAILURE_SNAPSHOTS, ROLLOUTS
 from teachable.records import Trajectory, iter_jsonl, write_jsonl

@@ -38,21 +38,18 @@ import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import (
+from entry_points.cli import PhaseError, config_params, parse_config, run_cli
+from entry_points.reuse import PIPELINE_UPSTREAM_TAG, expected_params, find_reusable
+from entry_points.runs import (
     PHASE_TAG,
     PROJECT_ROOT,
-    RUN_ID_RE,
-    PhaseError,
     code_version,
-    config_params,
     log_metrics,
-    parse_config,
-    run_cli,
     start_phase,
     tracking_uri,
     ui_url,
 )
-from entry_points.reuse import PIPELINE_UPSTREAM_TAG, expected_params, find_reusable
+from entry_points.upstream import RUN_ID_RE
 from teachable.evaluation import EvalConfig
 from teachable.label.labeling import LabelConfig
 from teachable.mining import MiningConfig

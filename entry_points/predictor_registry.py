@@ -12,7 +12,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import MODEL_URI_RE, PROJECT_ROOT, UpstreamError
+from entry_points.cli import UpstreamError
+from entry_points.runs import PROJECT_ROOT
+from entry_points.upstream import MODEL_URI_RE
 from teachable.names import PREDICTOR_MODEL
 from teachable.predictor import TeachabilityPredictor
 

@@ -22,15 +22,7 @@ from dataclasses import dataclass, field
 
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import (
-    MODEL_URI_RE,
-    UpstreamError,
-    log_metrics,
-    model_version,
-    parse_config,
-    run_cli,
-    start_phase,
-)
+from entry_points.cli import UpstreamError, parse_config, run_cli
 from entry_points.lm_registry import CANDIDATE, STUDENT_MODEL, set_alias
 from entry_points.predictor_registry import (
     K_TAG,
@@ -38,6 +30,8 @@ from entry_points.predictor_registry import (
     VALIDATION_TAG,
     predictor_version,
 )
+from entry_points.runs import log_metrics, start_phase
+from entry_points.upstream import MODEL_URI_RE, model_version
 
 PHASE = "promote"
 log = logging.getLogger(__name__)

@@ -22,18 +22,11 @@ from pathlib import Path
 
 import mlflow
 
-from entry_points.common import (
-    executor_metrics,
-    label_run_rollouts,
-    labeled_inputs,
-    log_metrics,
-    log_series,
-    parse_config,
-    run_cli,
-    start_phase,
-)
+from entry_points.cli import parse_config, run_cli
 from entry_points.comparison import log_comparison
 from entry_points.lm_registry import ADAPTER_MODEL, base_reference, log_adapter
+from entry_points.runs import executor_metrics, log_metrics, log_series, start_phase
+from entry_points.upstream import label_run_rollouts, labeled_inputs
 from entry_points.workfiles import model_identity, open_work
 from teachable.evaluation import build_eval_sets
 from teachable.executor import PolicySpec

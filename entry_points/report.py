@@ -23,17 +23,10 @@ import pandas as pd
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import (
-    UpstreamError,
-    download_artifact,
-    log_metrics,
-    parse_config,
-    read_records,
-    resolve_upstream,
-    run_cli,
-    start_phase,
-)
+from entry_points.cli import UpstreamError, parse_config, run_cli
 from entry_points.datasets import EVALUATION
+from entry_points.runs import log_metrics, start_phase
+from entry_points.upstream import download_artifact, read_records, resolve_upstream
 from teachable.names import (
     EVAL_SUMMARY,
     LABELED_SNAPSHOTS,

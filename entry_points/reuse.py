@@ -24,7 +24,8 @@ from collections.abc import Mapping, Sequence
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import CODE_VERSION_TAG, PHASE_TAG, PhaseError, config_params, parse_config
+from entry_points.cli import PhaseError, config_params, parse_config
+from entry_points.runs import CODE_VERSION_TAG, PHASE_TAG
 
 PIPELINE_UPSTREAM_TAG = "teachable.pipeline.upstream"
 log = logging.getLogger(__name__)

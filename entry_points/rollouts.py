@@ -18,15 +18,9 @@ from pathlib import Path
 
 import mlflow
 
-from entry_points.common import (
-    executor_metrics,
-    log_metrics,
-    log_records,
-    parse_config,
-    resolve_model,
-    run_cli,
-    start_phase,
-)
+from entry_points.cli import parse_config, run_cli
+from entry_points.runs import executor_metrics, log_metrics, start_phase
+from entry_points.upstream import log_records, resolve_model
 from teachable.executor import PolicySpec
 from teachable.names import ROLLOUTS
 from teachable.policy.factory import BUILTIN_POLICIES

@@ -36,20 +36,11 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import (
-    PHASE_TAG,
-    UpstreamError,
-    download_artifact,
-    executor_metrics,
-    label_run_rollouts,
-    labeled_inputs,
-    log_metrics,
-    parse_config,
-    run_cli,
-    start_phase,
-)
+from entry_points.cli import UpstreamError, parse_config, run_cli
 from entry_points.comparison import log_comparison
 from entry_points.predictor_registry import load_predictor
+from entry_points.runs import PHASE_TAG, executor_metrics, log_metrics, start_phase
+from entry_points.upstream import download_artifact, label_run_rollouts, labeled_inputs
 from entry_points.workfiles import model_identity, open_work
 from teachable.evaluation import build_eval_sets
 from teachable.executor import Executor, PolicySpec

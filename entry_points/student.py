@@ -26,14 +26,9 @@ from pathlib import Path
 
 import mlflow
 
-from entry_points.common import (
-    log_metrics,
-    log_series,
-    parse_config,
-    run_cli,
-    start_phase,
-)
+from entry_points.cli import parse_config, run_cli
 from entry_points.lm_registry import CANDIDATE, STUDENT_MODEL, log_student, set_alias
+from entry_points.runs import log_metrics, log_series, start_phase
 from teachable.student import TINY, StudentConfig, competence, train_student
 from webshop_env.env import Shop
 

@@ -22,15 +22,10 @@ from typing import Any
 
 import mlflow
 
-from entry_points.common import (
-    PHASE_TAG,
-    labeled_inputs,
-    log_metrics,
-    parse_config,
-    run_cli,
-    start_phase,
-)
+from entry_points.cli import parse_config, run_cli
 from entry_points.lm_registry import ADAPTER_MODEL, base_reference, log_adapter
+from entry_points.runs import PHASE_TAG, log_metrics, start_phase
+from entry_points.upstream import labeled_inputs
 from entry_points.workfiles import model_identity, open_work
 from teachable.names import TRAINING_SUMMARY
 from teachable.policy.lm import PromptRenderer

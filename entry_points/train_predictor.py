@@ -24,14 +24,7 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import (
-    log_metrics,
-    parse_config,
-    read_records,
-    resolve_upstream,
-    run_cli,
-    start_phase,
-)
+from entry_points.cli import parse_config, run_cli
 from entry_points.datasets import TRAINING
 from entry_points.predictor_registry import (
     FINGERPRINT_TAG,
@@ -40,6 +33,8 @@ from entry_points.predictor_registry import (
     VALIDATION_TAG,
     log_predictor,
 )
+from entry_points.runs import log_metrics, start_phase
+from entry_points.upstream import read_records, resolve_upstream
 from teachable.features import feature_fingerprint
 from teachable.names import LABELED_SNAPSHOTS, PREDICTOR_METRICS, PREDICTOR_SPLIT, RANKING_CURVES
 from teachable.predictor.training import PredictorConfig, PredictorResult, train_predictors

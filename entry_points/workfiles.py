@@ -36,15 +36,8 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import (
-    PHASE_TAG,
-    PROJECT_ROOT,
-    PhaseError,
-    UpstreamError,
-    code_version,
-    config_params,
-    tracking_uri,
-)
+from entry_points.cli import PhaseError, UpstreamError, config_params
+from entry_points.runs import PHASE_TAG, PROJECT_ROOT, code_version, tracking_uri
 from teachable.models import folder_fingerprint
 
 log = logging.getLogger(__name__)

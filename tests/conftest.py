@@ -216,7 +216,7 @@ def label_store(tmp_path_factory: pytest.TempPathFactory, small_data_dir: Path, 
     """A tracking store holding real rollouts -> mine -> label runs (about 30 labeled snapshots of
     the tiny student on the small catalogue), made once; `pred_store` gives each test a copy."""
     from entry_points import label, mine, rollouts
-    from entry_points.common import setup_tracking
+    from entry_points.runs import setup_tracking
 
     folder = tmp_path_factory.mktemp("label_store")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -274,7 +274,7 @@ def synthetic_label_run(pred_store: dict, labeled_records: list) -> dict:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from entry_points.common import PHASE_TAG, setup_tracking
+    from entry_points.runs import PHASE_TAG, setup_tracking
     from teachable.records import write_jsonl
 
     records = []

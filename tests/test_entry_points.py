@@ -10,14 +10,11 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from entry_points import common
-from entry_points.common import (
-    UpstreamError,
-    parse_config,
-    resolve_model,
-    resolve_upstream,
-    start_phase,
-)
+from entry_points import cli, upstream
+from entry_points import runs as phase_runs
+from entry_points.cli import UpstreamError, parse_config
+from entry_points.runs import start_phase
+from entry_points.upstream import resolve_model, resolve_upstream
 from teachable.records import Snapshot, Trajectory, read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,10 +35,10 @@ class Demo:
 
 def test_tracking_uri_default_and_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert common.tracking_uri() == f"sqlite:///{ROOT / 'mlflow.db'}"
+    assert phase_runs.tracking_uri() == f"sqlite:///{ROOT / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/x.db")
-    assert common.tracking_uri() == "sqlite:////tmp/x.db"
-    assert common.artifact_root("sqlite:////tmp/x.db") == "file:///tmp/mlruns"
+    assert phase_runs.tracking_uri() == "sqlite:////tmp/x.db"
+    assert phase_runs.artifact_root("sqlite:////tmp/x.db") == "file:///tmp/mlruns"
 
 
 def test_parse_config_types_and_errors(capsys: pytest.CaptureFixture) -> None:
@@ -57,14 +54,14 @@ def test_parse_config_types_and_errors(capsys: pytest.CaptureFixture) -> None:
 
 def finished_run(phase: str, status: str = "FINISHED") -> str:
     with mlflow.start_run() as run:
-        mlflow.set_tag(common.PHASE_TAG, phase)
+        mlflow.set_tag(phase_runs.PHASE_TAG, phase)
     if status != "FINISHED":
         MlflowClient().set_terminated(run.info.run_id, status=status)
     return run.info.run_id
 
 
 def test_resolve_upstream(mlflow_store: str) -> None:
-    common.setup_tracking()
+    phase_runs.setup_tracking()
     with pytest.raises(UpstreamError, match="no FINISHED rollouts run.*mlflow run . -e rollouts"):
         resolve_upstream("rollouts", "latest", "rollouts_run")
     old = finished_run("rollouts")
@@ -90,15 +87,15 @@ def test_resolve_upstream(mlflow_store: str) -> None:
 
 
 def test_registered_model_resolution(mlflow_store: str, tmp_path: Path) -> None:
-    common.setup_tracking()
+    phase_runs.setup_tracking()
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
     (folder / "model.safetensors").write_bytes(b"weights")
     with mlflow.start_run() as run:
-        mlflow.set_tag(common.PHASE_TAG, "student")
+        mlflow.set_tag(phase_runs.PHASE_TAG, "student")
         mlflow.log_artifacts(str(folder), "model")
-    version = common.register_folder("teachable-student", run.info.run_id, "model", tags={"k": "v"})
+    version = upstream.register_folder("teachable-student", run.info.run_id, "model", tags={"k": "v"})
     MlflowClient().set_registered_model_alias("teachable-student", "champion", version)
     local = resolve_model("models:/teachable-student@champion", "student")
     assert (Path(local) / "config.json").is_file()
@@ -118,10 +115,13 @@ def test_a_failing_phase_is_marked_failed(mlflow_store: str) -> None:
 
 
 def run_phase(entry_point: str, **params) -> mlflow.entities.Run:
+    client = MlflowClient()
+    if client.get_experiment_by_name("smoke") is None:  # with its artifacts beside the store, not in the checkout
+        client.create_experiment("smoke", artifact_location=phase_runs.artifact_root(phase_runs.tracking_uri()))
     submitted = mlflow.projects.run(str(ROOT), entry_point=entry_point, parameters=params, env_manager="local",
                                     experiment_name="smoke", synchronous=True)
     run = MlflowClient().get_run(submitted.run_id)
-    assert run.info.status == "FINISHED" and run.data.tags[common.PHASE_TAG] == entry_point
+    assert run.info.status == "FINISHED" and run.data.tags[phase_runs.PHASE_TAG] == entry_point
     assert run.info.run_name == entry_point  # `mlflow run`'s random name replaced by the phase
     return run
 
@@ -157,7 +157,7 @@ def test_mine_with_no_failures_fails_clearly(mlflow_store: str, small_data_dir: 
     rollouts.main(["--data_dir", str(small_data_dir), "--student", "expert", "--n_goals", "4", "--greedy", "true"])
     with pytest.raises(mine.NoFailuresError, match="no failure snapshots .*0 failed of 4"):
         mine.main([])
-    runs = MlflowClient().search_runs([common.setup_tracking()], order_by=["attributes.start_time DESC"])
+    runs = MlflowClient().search_runs([phase_runs.setup_tracking()], order_by=["attributes.start_time DESC"])
     assert [r.info.status for r in runs[:2]] == ["FAILED", "FINISHED"]
 
 
@@ -196,7 +196,7 @@ def test_label_resumes_after_a_crash_and_logs_everything(mlflow_store: str, smal
     monkeypatch.setattr(labeling, "label_batch", real)
     label.main(args)
     client = MlflowClient()
-    runs = client.search_runs([common.setup_tracking()], filter_string="tags.`teachable.phase` = 'label'",
+    runs = client.search_runs([phase_runs.setup_tracking()], filter_string="tags.`teachable.phase` = 'label'",
                               order_by=["attributes.start_time DESC"])
     done, crashed = runs[0], runs[1]
     assert crashed.info.status == "FAILED" and done.info.status == "FINISHED"
@@ -231,7 +231,7 @@ def test_student_then_rollouts_through_mlflow_projects(mlflow_store: str, small_
 def test_log_metrics_leaves_out_nan_and_non_numbers(mlflow_store: str) -> None:
     mlflow.set_experiment("metrics")
     with mlflow.start_run() as run:
-        common.log_metrics({"spearman": float("nan"), "n": 3, "ok": True, "gain": 0.25, "name": "x"})  # type: ignore[dict-item]
+        phase_runs.log_metrics({"spearman": float("nan"), "n": 3, "ok": True, "gain": 0.25, "name": "x"})  # type: ignore[dict-item]
     assert MlflowClient().get_run(run.info.run_id).data.metrics == {"n": 3.0, "ok": 1.0, "gain": 0.25}
 
 
@@ -240,7 +240,7 @@ def test_a_command_reports_bad_input_without_a_traceback(mlflow_store: str) -> N
     import subprocess
     import sys
 
-    root = Path(common.__file__).resolve().parent.parent
+    root = Path(phase_runs.__file__).resolve().parent.parent
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store, "HF_HUB_OFFLINE": "1"}
     bad = subprocess.run([sys.executable, "-m", "entry_points.micro_train", "--label_run", "abc"], cwd=root, env=env,
                          capture_output=True, text=True, timeout=300)
@@ -250,4 +250,4 @@ def test_a_command_reports_bad_input_without_a_traceback(mlflow_store: str) -> N
     run = MlflowClient().search_runs([mlflow.get_experiment_by_name("teachable").experiment_id])[0]
     assert run.info.status == "FAILED"  # the run shows the failure too
     # the errors of a bug are not among them: those keep their traceback
-    assert common.user_errors() and not issubclass(TypeError, common.user_errors())
+    assert cli.user_errors() and not issubclass(TypeError, cli.user_errors())

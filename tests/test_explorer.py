@@ -195,7 +195,7 @@ def test_explore_entry_point_serves_a_label_run(mlflow_store: str, small_data_di
     assert client.post(f"/snapshot/{ids[0]}/replay").status_code == 303  # replays on the run's own catalogue
     with pytest.raises(SystemExit):
         explore.main(["--label_run", "latest", "--mlflow_ui", "file:///etc"])
-    from entry_points.common import UpstreamError
+    from entry_points.cli import UpstreamError
 
     with pytest.raises(UpstreamError, match="not a label run"):
         explore.main(["--label_run", run.data.tags["upstream.mine"]])

@@ -18,7 +18,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from bench.label_kill_resume import doubled_ids, label_command, run_with_kills, work_lines
-from entry_points import common
+from entry_points import cli
+from entry_points import runs as phase_runs
 from entry_points.workfiles import (
     WORK_KEY_TAG,
     WorkInUseError,
@@ -39,9 +40,9 @@ def store(mlflow_store: str, small_data_dir: Path, tiny_student: str) -> Path:
     """A student run (the tiny LM as its `model` artifact), random rollouts and their snapshots."""
     from entry_points import mine, rollouts
 
-    common.setup_tracking()
+    phase_runs.setup_tracking()
     with mlflow.start_run(run_name="student"):
-        mlflow.set_tag(common.PHASE_TAG, "student")
+        mlflow.set_tag(phase_runs.PHASE_TAG, "student")
         mlflow.log_artifacts(tiny_student, "model")
     rollouts.main(["--data_dir", str(small_data_dir), "--student", "random", "--n_goals", "10", "--max_steps", "8"])
     mine.main(["--offsets", "1,2"])
@@ -50,8 +51,8 @@ def store(mlflow_store: str, small_data_dir: Path, tiny_student: str) -> Path:
 
 def label_runs(status: str = "FINISHED") -> list:
     return MlflowClient().search_runs(
-        [common.setup_tracking()], order_by=["attributes.start_time DESC"],
-        filter_string=f"tags.`{common.PHASE_TAG}` = 'label' and attributes.status = '{status}'")
+        [phase_runs.setup_tracking()], order_by=["attributes.start_time DESC"],
+        filter_string=f"tags.`{phase_runs.PHASE_TAG}` = 'label' and attributes.status = '{status}'")
 
 
 def artifact(run_id: str) -> list[dict]:
@@ -87,7 +88,7 @@ def test_label_killed_at_three_random_points_ends_as_an_uninterrupted_run(
 def test_two_label_runs_at_once_one_labels_the_other_stops(store: Path, tmp_path: Path) -> None:
     env = {**os.environ, "TEACHABLE_WORK_DIR": str(tmp_path / "work")}
     cmd = label_command(str(store), N_SNAPSHOTS, n_min=2, n_max=2)
-    procs = [subprocess.Popen(cmd, env=env, cwd=common.PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    procs = [subprocess.Popen(cmd, env=env, cwd=phase_runs.PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
     codes = [p.returncode for p in procs]
@@ -106,7 +107,7 @@ def test_two_label_runs_at_once_one_labels_the_other_stops(store: Path, tmp_path
 def test_snapshots_of_another_catalogue_fail_before_labeling(store: Path, tiny_data_dir: Path) -> None:
     from entry_points import label
 
-    with pytest.raises(common.UpstreamError) as err:
+    with pytest.raises(cli.UpstreamError) as err:
         label.main(["--data_dir", str(tiny_data_dir), "--student", "random", "--max_snapshots", "3"])
     message = str(err.value)
     assert f"mined on data_dir={str(store)!r}" in message and f"loads data_dir={str(tiny_data_dir)!r}" in message
@@ -126,9 +127,9 @@ def test_a_work_folder_of_another_code_version_is_refused(mlflow_store: str, tmp
     with open_work("demo", Demo(), {"up": "run-1"}, "w.jsonl") as path:
         path.write_text("{}\n")
     manifest = path.parent / "work.json"
-    assert json.loads(manifest.read_text())["code_version"] == common.code_version()
+    assert json.loads(manifest.read_text())["code_version"] == phase_runs.code_version()
     with open_work("demo", Demo(resume_run="x"), {"up": "run-1"}, "w.jsonl") as again:  # same key, same version
-        assert again == path and issubclass(WorkVersionError, common.user_errors())
+        assert again == path and issubclass(WorkVersionError, cli.user_errors())
     manifest.write_text(json.dumps({"format": 1, "phase": "demo", "code_version": "0123456789abcdef"}))
     with pytest.raises(WorkVersionError, match=r"started by code version 0123456789abcdef.*rm -r"), \
             open_work("demo", Demo(), {"up": "run-1"}, "w.jsonl"):
@@ -203,8 +204,8 @@ def kill_three_times(cmd: list[str], work: Path, phase: str, n_cells: int, seed:
 
 def finished_runs(phase: str) -> list:
     return MlflowClient().search_runs(
-        [common.setup_tracking()], order_by=["attributes.start_time DESC"],
-        filter_string=f"tags.`{common.PHASE_TAG}` = '{phase}' and attributes.status = 'FINISHED'")
+        [phase_runs.setup_tracking()], order_by=["attributes.start_time DESC"],
+        filter_string=f"tags.`{phase_runs.PHASE_TAG}` = '{phase}' and attributes.status = 'FINISHED'")
 
 
 def test_train_matrix_killed_at_three_random_points_ends_as_an_uninterrupted_run(

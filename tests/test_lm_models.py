@@ -11,14 +11,10 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import (
-    PHASE_TAG,
-    PhaseError,
-    register_folder,
-    resolve_model,
-    setup_tracking,
-)
+from entry_points.cli import PhaseError
 from entry_points.lm_registry import ADAPTER_MODEL, STUDENT_MODEL, log_student, set_alias
+from entry_points.runs import PHASE_TAG, setup_tracking
+from entry_points.upstream import register_folder, resolve_model
 from teachable.label.quadrant import QUADRANTS
 from teachable.policy.lm import LMPolicy
 from teachable.prompting import context_from_env

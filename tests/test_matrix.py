@@ -117,7 +117,8 @@ def test_an_adapter_is_refused_on_another_base(tiny_student: str, tmp_path: Path
 
 def test_evaluate_refuses_an_unfinished_matrix_run(mlflow_store: str) -> None:
     from entry_points import evaluate
-    from entry_points.common import PHASE_TAG, UpstreamError, setup_tracking
+    from entry_points.cli import UpstreamError
+    from entry_points.runs import PHASE_TAG, setup_tracking
 
     setup_tracking()
     with mlflow.start_run() as run:

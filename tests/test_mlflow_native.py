@@ -16,7 +16,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from entry_points import common
+from entry_points import runs as phase_runs
+from entry_points import upstream
 from entry_points.datasets import EVALUATION, dataset_source, first_record_schema
 from tests.test_teacher_openai import (  # noqa: F401 - `endpoint` is the local chat-completions server fixture
     ITEM_CTX,
@@ -50,7 +51,7 @@ def test_records_are_datasets_of_the_runs_that_make_and_read_them(mlflow_store: 
     rollouts.main(["--data_dir", str(small_data_dir), "--student", "random", "--n_goals", "6", "--max_steps", "6"])
     mine.main(["--offsets", "1"])
     client = MlflowClient()
-    runs = client.search_runs([common.setup_tracking()], order_by=["attributes.start_time ASC"])
+    runs = client.search_runs([phase_runs.setup_tracking()], order_by=["attributes.start_time ASC"])
     made, mined = runs[0].info.run_id, runs[1].info.run_id
     context, dataset = inputs_of(made)["rollouts"]
     local = Path(mlflow.artifacts.download_artifacts(run_id=made, artifact_path="rollouts.jsonl"))
@@ -63,8 +64,8 @@ def test_records_are_datasets_of_the_runs_that_make_and_read_them(mlflow_store: 
     read = inputs_of(mined)
     assert read["rollouts"][0] == "training" and read["rollouts"][1].digest == dataset.digest  # one dataset, two runs
     assert read["failure_snapshots"][0] == "output"
-    with common.start_phase("evaluate", Tiny()) as run:
-        common.read_records(mined, "failure_snapshots.jsonl", "mine run", EVALUATION)
+    with phase_runs.start_phase("evaluate", Tiny()) as run:
+        upstream.read_records(mined, "failure_snapshots.jsonl", "mine run", EVALUATION)
     assert inputs_of(run.info.run_id)["failure_snapshots"][0] == "evaluation"
 
 
@@ -87,7 +88,7 @@ def monitor_threads() -> list[threading.Thread]:
 
 def test_phase_runs_log_system_metrics_until_they_end(mlflow_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.05")
-    with common.start_phase("rollouts", Tiny()) as run:
+    with phase_runs.start_phase("rollouts", Tiny()) as run:
         assert monitor_threads()
         deadline = time.monotonic() + 30  # a wait for the sampler, not a timing assertion
         while time.monotonic() < deadline and not any(
@@ -97,7 +98,7 @@ def test_phase_runs_log_system_metrics_until_they_end(mlflow_store: str, monkeyp
     assert "system/cpu_utilization_percentage" in MlflowClient().get_run(run.info.run_id).data.metrics
 
     monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
-    with common.start_phase("rollouts", Tiny()) as run:
+    with phase_runs.start_phase("rollouts", Tiny()) as run:
         assert not monitor_threads()
     assert not [k for k in MlflowClient().get_run(run.info.run_id).data.metrics if k.startswith("system/")]
 
@@ -110,7 +111,7 @@ def test_teacher_calls_are_traced_and_the_key_is_never_stored(mlflow_store: str,
 
     endpoint.script(Reply(status=429), Reply(advice_json()),
                     Reply(status=401, body={"error": {"message": f"Incorrect API key provided: {FAKE_KEY}"}}))
-    with common.start_phase("label", Tiny()) as run:
+    with phase_runs.start_phase("label", Tiny()) as run:
         teacher = make_teacher(endpoint, api_key=FAKE_KEY, cache_dir=tmp_path / "teacher_cache", max_retries=1,
                                on_call=teacher_tracer())
         teacher.advise([ITEM_CTX], ["click[buy now]"])  # a retry, then advice
@@ -153,30 +154,30 @@ def test_mlproject_runs_in_python_env_with_the_pinned_requirements() -> None:
 # ------------------------------------------------------------------ where the UI opens, run names
 def test_the_experiment_is_of_the_model_training_kind(mlflow_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
     client = MlflowClient()
-    exp_id = common.setup_tracking()
-    assert client.get_experiment(exp_id).tags[common.EXPERIMENT_KIND_TAG] == "custom_model_development"
-    guessed = client.create_experiment("guessed", tags={common.EXPERIMENT_KIND_TAG: "genai_development_inferred"})
-    chosen = client.create_experiment("chosen", tags={common.EXPERIMENT_KIND_TAG: "genai_development"})
+    exp_id = phase_runs.setup_tracking()
+    assert client.get_experiment(exp_id).tags[phase_runs.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    guessed = client.create_experiment("guessed", tags={phase_runs.EXPERIMENT_KIND_TAG: "genai_development_inferred"})
+    chosen = client.create_experiment("chosen", tags={phase_runs.EXPERIMENT_KIND_TAG: "genai_development"})
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", guessed)
-    common.setup_tracking()
+    phase_runs.setup_tracking()
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", chosen)
-    common.setup_tracking()
-    assert client.get_experiment(guessed).tags[common.EXPERIMENT_KIND_TAG] == "custom_model_development"
-    assert client.get_experiment(chosen).tags[common.EXPERIMENT_KIND_TAG] == "genai_development"
+    phase_runs.setup_tracking()
+    assert client.get_experiment(guessed).tags[phase_runs.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    assert client.get_experiment(chosen).tags[phase_runs.EXPERIMENT_KIND_TAG] == "genai_development"
 
 
 def test_ui_links_open_the_training_runs_view(mlflow_store: str) -> None:
     """The UI's view switch is per browser (GenAI by default), so the links name the view; the
     browser test opens them (tests/test_mlflow_ui.py)."""
-    assert common.ui_url("3") == "http://127.0.0.1:5000/#/experiments/3/runs?workflowType=machine_learning"
-    assert common.ui_url("3", "ab" * 16, "https://mlflow.example/") == (
+    assert phase_runs.ui_url("3") == "http://127.0.0.1:5000/#/experiments/3/runs?workflowType=machine_learning"
+    assert phase_runs.ui_url("3", "ab" * 16, "https://mlflow.example/") == (
         f"https://mlflow.example/#/experiments/3/runs/{'ab' * 16}?workflowType=machine_learning")
 
 
 def test_phase_runs_are_named_by_their_phase(mlflow_store: str) -> None:
-    with common.start_phase("mine", Tiny()) as run:
+    with phase_runs.start_phase("mine", Tiny()) as run:
         pass
-    with common.start_phase("select", Tiny(), run_name="select-h7") as named:
+    with phase_runs.start_phase("select", Tiny(), run_name="select-h7") as named:
         pass
     client = MlflowClient()
     assert client.get_run(run.info.run_id).info.run_name == "mine"

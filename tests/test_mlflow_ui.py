@@ -1,6 +1,6 @@
 """The runs in MLflow's own UI: `mlflow ui` on a store made by a tiny pipeline (real rollouts ->
 mine -> label runs, a registered student, two matrix cells, evaluate), opened in headless Chromium
-through the links the project prints (`entry_points.common.ui_url`).
+through the links the project prints (`entry_points.runs.ui_url`).
 
 Needs Debian's `chromium` and `chromium-driver` like tests/test_browser.py (skips without them,
 fails with `TEACHABLE_REQUIRE_BROWSER=1`); the test starts and stops the server itself. A failing
@@ -23,8 +23,8 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import setup_tracking, ui_url
 from entry_points.lm_registry import ADAPTER_MODEL, STUDENT_MODEL, set_alias
+from entry_points.runs import setup_tracking, ui_url
 from tests.test_lm_models import student_run
 from tests.webtools import artifacts_on_failure, chromium_driver, require_browser
 

@@ -11,8 +11,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from entry_points import common
-from entry_points.common import CODE_VERSION_TAG, PHASE_TAG, code_version, setup_tracking
+from entry_points import runs as run_store
 from entry_points.pipeline import (
     PHASES,
     PipelineConfig,
@@ -29,6 +28,7 @@ from entry_points.reuse import (
     mismatch,
     same_value,
 )
+from entry_points.runs import CODE_VERSION_TAG, PHASE_TAG, code_version, setup_tracking
 
 
 def test_config_phases_and_overrides() -> None:
@@ -151,7 +151,7 @@ def test_pipeline_twice_reuses_every_phase_and_reruns_downstream_of_a_change(mlf
             "--overrides", "rollouts.student=random; rollouts.max_steps=8; label.student=random; label.n_min=2; "
                            "label.rollout_batch=2; label.max_steps=8; report.figure_formats=png; report.table_formats=csv"]
     pipeline.main(args)
-    exp = common.setup_tracking()
+    exp = run_store.setup_tracking()
     client = MlflowClient()
     first = phase_runs(exp)
     assert {p: len(ids) for p, ids in first.items()} == {"pipeline": 1, "rollouts": 1, "mine": 1, "label": 1, "report": 1}
@@ -203,7 +203,7 @@ def test_the_competence_gate_stops_before_label(mlflow_store: str, small_data_di
             "--mine_offsets", "1", "--overrides", "rollouts.student=random; rollouts.max_steps=6; label.student=random"]
     with pytest.raises(pipeline.PipelineError, match=r"succeeded on 0\.0% of their episodes.*allow_degenerate=true"):
         pipeline.main(args)
-    runs = phase_runs(common.setup_tracking())
+    runs = phase_runs(run_store.setup_tracking())
     assert "label" not in runs and len(runs["rollouts"]) == 1
     rollouts = MlflowClient().get_run(runs["rollouts"][0])
     assert rollouts.data.tags["teachable.competence"] == "no_successes"

@@ -130,7 +130,7 @@ def test_promote_decision() -> None:
 
     assert decide(0.5, None) and decide(0.6, 0.5) and not decide(0.5, 0.5) and not decide(0.4, 0.5)
     assert decide(0.1, math.nan)
-    from entry_points.common import UpstreamError
+    from entry_points.cli import UpstreamError
 
     for champion in (0.5, None):  # a NaN challenger is refused, champion or not
         with pytest.raises(UpstreamError, match="NDCG is NaN"):
@@ -139,7 +139,7 @@ def test_promote_decision() -> None:
 
 def test_registry_round_trip_and_promotion(synthetic_label_run: dict) -> None:
     from entry_points import promote, train_predictor
-    from entry_points.common import UpstreamError
+    from entry_points.cli import UpstreamError
     from entry_points.predictor_registry import PREDICTOR_MODEL, VALIDATION_TAG, load_predictor
 
     label_run = synthetic_label_run["label_run"]

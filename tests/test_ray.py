@@ -183,7 +183,8 @@ def test_label_phase_killed_locally_resumes_with_executor_ray(cluster, mlflow_st
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from entry_points import common, label, mine, rollouts
+    from entry_points import label, mine, rollouts
+    from entry_points import runs as phase_runs
     from teachable.label import labeling
     from teachable.records import read_jsonl
 
@@ -208,7 +209,7 @@ def test_label_phase_killed_locally_resumes_with_executor_ray(cluster, mlflow_st
     monkeypatch.setattr(labeling, "label_batch", real)
     label.main([*args, "--executor", "ray", "--ray_address", "", "--ray_workers", "2"])
     client = MlflowClient()
-    runs = client.search_runs([common.setup_tracking()], order_by=["attributes.start_time DESC"])
+    runs = client.search_runs([phase_runs.setup_tracking()], order_by=["attributes.start_time DESC"])
     done, crashed = runs[0], runs[1]
     assert crashed.info.status == "FAILED" and done.info.status == "FINISHED"
     assert done.data.tags["teachable.work_key"] == crashed.data.tags["teachable.work_key"]
@@ -244,7 +245,8 @@ def test_recovery_evaluates_on_ray_as_in_process(cluster, mlflow_store: str, sma
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    from entry_points import common, label, mine, recovery, rollouts
+    from entry_points import label, mine, recovery, rollouts
+    from entry_points import runs as phase_runs
 
     rollouts.main(["--data_dir", str(small_data_dir), "--student", "random", "--n_goals", "10", "--max_steps", "8"])
     mine.main(["--offsets", "1,2,3", "--include_search_steps", "false"])
@@ -256,7 +258,7 @@ def test_recovery_evaluates_on_ray_as_in_process(cluster, mlflow_store: str, sma
     recovery.main(args)
     recovery.main([*args, "--executor", "ray", "--ray_workers", "2"])  # chunks of 8 episodes: both actors play
     client = MlflowClient()
-    ray_run, local_run = [r for r in client.search_runs([common.setup_tracking()], order_by=["attributes.start_time DESC"])
+    ray_run, local_run = [r for r in client.search_runs([phase_runs.setup_tracking()], order_by=["attributes.start_time DESC"])
                           if r.data.tags.get("teachable.phase") == "recovery"][:2]
     assert ray_run.data.metrics["executor.workers"] == 2 and local_run.data.metrics["executor.workers"] == 1
     for name in ("eval_heldout.csv", "eval_failures.csv"):

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from entry_points.common import PHASE_TAG, UpstreamError, setup_tracking
+from entry_points.cli import UpstreamError
+from entry_points.runs import PHASE_TAG, setup_tracking
 from teachable.reporting.predictor import predictor_table, ranking_curves_figure
 from teachable.reporting.report import ReportConfig
 from teachable.reporting.selection import aggregate_selection, frontier_figure, gain_vs_k_figure

@@ -113,7 +113,7 @@ def test_pool_and_holdout(pool: list[LabeledSnapshot]) -> None:
 def test_select_end_to_end(synthetic_label_run: dict, small_data_dir: Path) -> None:
     from entry_points import promote, train_predictor
     from entry_points import select as select_phase
-    from entry_points.common import UpstreamError
+    from entry_points.cli import UpstreamError
     from teachable.predictor import FeatureSetError
 
     label_run = synthetic_label_run["label_run"]

@@ -1,254 +1,27 @@
-"""The glue every phase shares: tracking store, config parsing, phase runs, upstream resolution.
-
-A phase's `main` reads top to bottom: `parse_config` -> `start_phase` -> `resolve_*` for its
-inputs -> one library call -> log. Only this package imports `mlflow` and `argparse`.
-"""
+"""A phase's inputs from other runs: upstream runs by phase (`latest` or a run id), registered
+models (`models:/name@alias` or `/version`), their artifacts downloaded once into the cache, and
+the records they hold, logged as the reading run's dataset inputs."""
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import functools
-import logging
 import os
 import re
-import sys
-import types
-import typing
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import quote
+from typing import Any
 
 import mlflow
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from entry_points.cli import UpstreamError
 from entry_points.datasets import EVALUATION, OUTPUT, TRAINING, log_dataset
+from entry_points.runs import PHASE_TAG, setup_tracking, tracking_uri
 from teachable.names import LABELED_SNAPSHOTS, ROLLOUTS
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_EXPERIMENT = "teachable"
-PHASE_TAG = "teachable.phase"
-CODE_VERSION_TAG = "teachable.code_version"
-# the experiment's kind: model training, not GenAI development (UIs without a global switch open it on its runs)
-EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
-# `mlflow ui`'s default address; and the query that opens its training-runs view: MLflow 3.17's UI
-# picks GenAI or model training with a switch kept per browser (GenAI for a new user) and ignores
-# the experiment's kind, so links name the view themselves
-DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
-TRAINING_VIEW = "workflowType=machine_learning"
-CODE_SOURCES = ("webshop_env", "teachable", "entry_points", "MLproject")
 RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 MODEL_URI_RE = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
-
-C = TypeVar("C")
-log = logging.getLogger(__name__)
-
-
-class PhaseError(RuntimeError):
-    """A phase cannot run as asked (bad input, a missing upstream run); the message says what to do."""
-
-
-class UpstreamError(PhaseError):
-    """An upstream input cannot be resolved; the message says what to run or pass instead."""
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """The errors of bad input or a bad upstream run, whose messages say what to do: a command
-    reports them without a traceback."""
-    from teachable.evaluation import EvalSetError
-    from teachable.executor import (
-        ActorStartTimeoutError,
-        ClusterTooSmallError,
-        RayNotInstalledError,
-    )
-    from teachable.label.labeling import WorkFileError
-    from teachable.policy.factory import ModelNotFoundError
-    from teachable.policy.teacher.openai_teacher import TeacherError
-    from teachable.predictor.models import FeatureSetError
-    from teachable.records import RecordError
-    from teachable.recovery import RecoveryError
-    from teachable.selection import BudgetError
-    from teachable.supervision.examples import SupervisionError
-    from teachable.training.matrix import EmptyCellError
-    from webshop_env.catalog import CatalogError
-    from webshop_env.state import StateError
-
-    return (PhaseError, BudgetError, FeatureSetError, RecoveryError, EmptyCellError, SupervisionError, RecordError,
-            TeacherError, CatalogError, StateError, ModelNotFoundError, WorkFileError, ClusterTooSmallError,
-            ActorStartTimeoutError, RayNotInstalledError, EvalSetError)
-
-
-def run_cli(main: Callable[[], Any]) -> None:
-    """Run an entry point's `main` as a command, logging at INFO. An error of bad input or a bad
-    upstream run (see `user_errors`) ends it with `<phase>: error: <message>` and exit status 2,
-    without a traceback; the phase's run is already marked FAILED."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
-        main()
-    except user_errors() as e:
-        print(f"{Path(sys.argv[0]).stem}: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-# ------------------------------------------------------------------ tracking store
-def tracking_uri() -> str:
-    """`MLFLOW_TRACKING_URI` when set, else `sqlite:///<project root>/mlflow.db`."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
-
-
-def artifact_root(uri: str) -> str | None:
-    """Where a new experiment keeps artifacts: `mlruns/` beside a sqlite file, else the server's choice."""
-    if uri.startswith("sqlite:///"):
-        return (Path(uri.removeprefix("sqlite:///")).parent / "mlruns").resolve().as_uri()
-    return None
-
-
-def setup_tracking() -> str:
-    """Point MLflow at the tracking store and the experiment; return the experiment id.
-
-    The experiment is `MLFLOW_EXPERIMENT_ID` / `MLFLOW_EXPERIMENT_NAME` when set (as `mlflow run`
-    does), else `teachable`; it is created with its artifacts beside the sqlite file. Its kind
-    (tag `mlflow.experimentKind`) is set to `custom_model_development` unless someone chose a kind
-    in the UI (one the UI only guessed is replaced); `ui_url` gives the link that opens its runs.
-    """
-    uri = tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient()
-    if os.environ.get("MLFLOW_EXPERIMENT_ID"):
-        experiment = client.get_experiment(os.environ["MLFLOW_EXPERIMENT_ID"])
-    else:
-        name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            exp_id = client.create_experiment(name, artifact_location=artifact_root(uri),
-                                              tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
-            experiment = client.get_experiment(exp_id)
-        mlflow.set_experiment(experiment_id=experiment.experiment_id)
-    kind = experiment.tags.get(EXPERIMENT_KIND_TAG, "")
-    if not kind or "inferred" in kind:  # the UI stores its guess as `genai_development_inferred`, ...
-        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
-    return experiment.experiment_id
-
-
-def ui_url(experiment_id: str, run_id: str | None = None, ui: str = "") -> str:
-    """The MLflow UI's page of an experiment's runs, or of one run, in its training-runs view: on
-    `ui`, else on the tracking server when it is http(s), else on `mlflow ui`'s default address."""
-    uri = tracking_uri()
-    base = ui or (uri if uri.startswith(("http://", "https://")) else DEFAULT_MLFLOW_UI)
-    page = f"#/experiments/{quote(experiment_id)}/runs" + (f"/{quote(run_id)}" if run_id else "")
-    return f"{base.rstrip('/')}/{page}?{TRAINING_VIEW}"
-
-
-# ------------------------------------------------------------------ config parsing
-def _field_type(tp: Any) -> tuple[type, bool]:
-    """The scalar type of a config field and whether it may be None."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return args[0], True
-    return tp, False
-
-
-def _converter(name: str, tp: type, optional: bool):
-    def convert(text: str) -> Any:
-        if optional and text.strip().lower() in ("", "none", "null"):
-            return None
-        if tp is bool:
-            low = text.strip().lower()
-            if low in ("true", "1", "yes"):
-                return True
-            if low in ("false", "0", "no"):
-                return False
-            raise argparse.ArgumentTypeError(f"{name}: expected true or false, got {text!r}")
-        if tp is int:
-            value = float(text)
-            if not value.is_integer():
-                raise argparse.ArgumentTypeError(f"{name}: expected a whole number, got {text!r}")
-            return int(value)
-        return tp(text)
-
-    convert.__name__ = tp.__name__
-    return convert
-
-
-def parse_config(cls: type[C], argv: Sequence[str] | None = None, description: str = "") -> C:
-    """Parse `--field value` (or `--field-name`) flags into the config dataclass `cls` (defaults from the dataclass).
-
-    Every field is a flag; its help text is the field's `metadata["help"]`. Invalid values fail
-    with argparse's usage message; the dataclass's `__post_init__` checks the rest.
-    """
-    parser = argparse.ArgumentParser(description=description)
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        tp, optional = _field_type(hints[f.name])
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        flags = dict.fromkeys((f"--{f.name}", f"--{f.name.replace('_', '-')}"))  # --label_run or --label-run
-        parser.add_argument(*flags, dest=f.name, type=_converter(f.name, tp, optional), default=default,
-                            help=f"{f.metadata.get('help', '')} (default: {default!r})")
-    args = parser.parse_args(argv)
-    try:
-        return cls(**vars(args))
-    except ValueError as e:
-        parser.error(str(e))
-        raise  # unreachable: parser.error exits
-
-
-def config_params(config: Any) -> dict[str, str]:
-    """The config as MLflow params (None -> empty string, booleans lower-case as on the command line)."""
-    def text(v: Any) -> str:
-        return "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
-
-    return {k: text(v) for k, v in dataclasses.asdict(config).items()}
-
-
-# ------------------------------------------------------------------ phase runs
-@functools.cache
-def code_version(root: Path = PROJECT_ROOT) -> str:
-    """A hash of the code a phase runs: the Python files of webshop_env/, teachable/ and
-    entry_points/ and the MLproject (path and content), computed once per process.
-
-    Recorded as tag `teachable.code_version` on every phase run; `pipeline` reuses a run only
-    when it matches, so a change to the code invalidates every earlier run.
-    """
-    import hashlib
-
-    h = hashlib.sha256()
-    for name in CODE_SOURCES:
-        path = root / name
-        files = sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.is_file() else []
-        for file in files:
-            h.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
-
-
-def system_metrics() -> bool:
-    """Whether phase runs log system metrics (CPU, memory, disk, network, GPU; `system/*`): yes
-    unless `MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING` is false (MLflow's own switch, whose default
-    this project turns on)."""
-    from mlflow.environment_variables import MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING as switch
-
-    return switch.get() if switch.defined else True
-
-
-@contextmanager
-def start_phase(phase: str, config: Any, run_name: str | None = None) -> Iterator[Run]:
-    """Start (or, under `mlflow run`, continue) the phase's run, named `run_name` or the phase:
-    tag the phase, log the config, sample system metrics (see `system_metrics`) until it ends.
-
-    An exception inside the block marks the run FAILED, so `latest` never picks it up.
-    """
-    setup_tracking()
-    with mlflow.start_run(run_name=run_name or phase, log_system_metrics=system_metrics()) as run:
-        mlflow.set_tags({PHASE_TAG: phase, CODE_VERSION_TAG: code_version()})
-        # under `mlflow run` the parameters given are already logged, as typed (`1` for 1.0)
-        given = run.data.params
-        mlflow.log_params({k: v for k, v in config_params(config).items() if k not in given})
-        yield run
 
 
 @dataclass(frozen=True)
@@ -364,24 +137,6 @@ def register_folder(name: str, run_id: str, artifact_path: str, tags: dict[str, 
     source = f"{client.get_run(run_id).info.artifact_uri}/{artifact_path}"
     version = client.create_model_version(name, source=source, run_id=run_id, tags=tags or {})
     return str(version.version)
-
-
-def executor_metrics(executor: Any) -> dict[str, int]:
-    """`executor.workers` and `executor.retries` (batches resubmitted after their actor died)."""
-    return {"executor.workers": executor.workers, "executor.retries": executor.retries}
-
-
-def log_metrics(metrics: dict[str, float | int]) -> None:
-    """Log numeric figures of merit. NaN (a statistic with too few points) is left out, and a
-    non-numeric value is skipped with a warning."""
-    clean = {}
-    for key, value in metrics.items():
-        if isinstance(value, bool | int | float):
-            if value == value:
-                clean[key] = float(value)
-        else:
-            log.warning("metric %s is not a number (%r); not logged", key, value)
-    mlflow.log_metrics(clean)
 
 
 def resolve_model(ref: str, param: str, phase: str = "student", artifact_path: str = "model") -> str:
@@ -501,20 +256,6 @@ def hashlib_name(text: str) -> str:
     import hashlib
 
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def log_series(key: str, values: Sequence[float]) -> None:
-    """Log a curve (e.g. the loss per step) on the active run in a few batched calls."""
-    import time
-
-    from mlflow.entities import Metric
-
-    run_id = mlflow.active_run().info.run_id
-    now = int(time.time() * 1000)
-    metrics = [Metric(key, float(v), now, step) for step, v in enumerate(values)]
-    client = MlflowClient()
-    for i in range(0, len(metrics), 1000):
-        client.log_batch(run_id, metrics=metrics[i:i + 1000])
 
 
 def label_run_student(label_run_id: str) -> str:
