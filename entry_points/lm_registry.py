@@ -12,6 +12,7 @@ run>/model` when the base came from a student run of this store, else the refere
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -196,3 +197,24 @@ def set_best_aliases(best: Mapping[str, tuple[str, float]], cells: Mapping[str, 
         mlflow.set_tag(f"best.{quadrant}", f"{cell} (version {version}, failure gain {gain:+.3f})")
         log.info("%s@%s%s -> version %s (%s, failure gain %+.3f)", ADAPTER_MODEL, BEST_ALIAS_PREFIX, quadrant,
                  version, cell, gain)
+
+
+def heldout_success(version: Any) -> float:
+    try:
+        return float(version.tags.get("heldout_success_rate", "nan"))
+    except ValueError:
+        return math.nan
+
+
+def decide_student(candidate: Any, champion: Any | None) -> bool:
+    """Promote a student in its competence band when there is no champion, the champion is out of
+    its band, or the candidate's held-out success is strictly higher."""
+    if candidate.tags.get("competence") != "in_band":
+        log.warning("%s version %s is not in its competence band (competence=%s): not promoted (promote it with "
+                    "version=%s to force)", STUDENT_MODEL, candidate.version, candidate.tags.get("competence", "unknown"),
+                    candidate.version)
+        return False
+    if champion is None or champion.tags.get("competence") != "in_band":
+        return True
+    champion_rate = heldout_success(champion)
+    return champion_rate != champion_rate or heldout_success(candidate) > champion_rate

@@ -3,6 +3,9 @@ aliases and load it back (`train_predictor`, `promote` and `select` share these)
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +17,11 @@ from mlflow.tracking import MlflowClient
 
 from entry_points.cli import UpstreamError
 from entry_points.runs import PROJECT_ROOT
-from entry_points.upstream import MODEL_URI_RE
-from teachable.names import PREDICTOR_MODEL
-from teachable.predictor import TeachabilityPredictor
+from entry_points.upstream import MODEL_URI_RE, download_artifact
+from teachable.features import FeatureConfig, compute_features, feature_fingerprint
+from teachable.names import PREDICTOR_MODEL, PREDICTOR_SPLIT
+from teachable.predictor import FeatureSetError, TeachabilityPredictor
+from teachable.records import LabeledSnapshot
 
 PYFUNC_CODE = Path(__file__).with_name("predictor_model.py")
 VALIDATION_TAG = "validation_ndcg"
@@ -83,3 +88,77 @@ def load_predictor(uri: str, param: str = "predictor") -> tuple[Any, Teachabilit
     uri = f"models:/{version.name}/{version.version}"
     model = mlflow.pyfunc.load_model(uri)
     return model, model.unwrap_python_model().predictor, version
+
+
+def load_checked(ref: str, config: FeatureConfig) -> tuple[Any, Any, Any]:
+    """(the pyfunc, the predictor, its model version) of predictor `ref`, its run recorded as
+    `upstream.train_predictor` on the active run, checked to compute `config`'s feature set.
+
+    Raises:
+        FeatureSetError: the predictor was trained on another feature set than `config`'s.
+    """
+    model, predictor, model_version = load_predictor(ref)
+    if model_version.run_id:
+        mlflow.set_tag("upstream.train_predictor", model_version.run_id)
+    fingerprint = feature_fingerprint(config)
+    if predictor.fingerprint != fingerprint:
+        raise FeatureSetError(
+            f"predictor={ref!r} (version {model_version.version}) was trained on feature set "
+            f"{predictor.fingerprint} ({predictor.feature_config}); select computes {fingerprint} "
+            f"(embedder={config.embedder}, embed_dim={config.embed_dim}, feature_max_steps={config.feature_max_steps}): "
+            "pass the predictor's feature parameters, or train a predictor on these (train_predictor, then promote).")
+    return model, predictor, model_version
+
+
+def fitted_snapshots(model_version: Any, label_run_id: str) -> set[str]:
+    """The snapshot ids a predictor was trained on, when it was trained on `label_run_id` (else none)."""
+    if not model_version.run_id:
+        return set()
+    if MlflowClient().get_run(model_version.run_id).data.tags.get("upstream.label") != label_run_id:
+        return set()
+    split = download_artifact(model_version.run_id, PREDICTOR_SPLIT, f"predictor version {model_version.version}")
+    return set(json.loads(split.read_text())["train"])
+
+
+def predicted_scores(model: Any, predictor: Any, config: FeatureConfig,
+                     pool: Sequence[LabeledSnapshot]) -> dict[str, float]:
+    """The predictor's ELP_net of every snapshot of `pool` (its features computed with `config`)."""
+    features = compute_features(pool, config)
+    out = model.predict(features[predictor.feature_names].reset_index(drop=True))
+    return dict(zip(features.index, out["elp_net"].astype(float), strict=True))
+
+
+def selection_predictor(config: Any, label_run_id: str, upstream: dict[str, str]) -> tuple[Any, set[str]]:
+    """For `select`: (the pyfunc, predictor and version of `config.predictor`, checked against
+    `config`'s feature set, or None when no method needs it; the snapshot ids it was trained on
+    when that was `label_run_id`). Tags the run with the version and adds it to `upstream`."""
+    if "predictor" not in config.method_list():
+        return None, set()
+    champion = load_checked(config.predictor, config)
+    version = champion[2]
+    mlflow.set_tag("predictor_version", str(version.version))
+    upstream["predictor"] = f"models:/{version.name}/{version.version}"
+    return champion, fitted_snapshots(version, label_run_id)
+
+
+def validation_ndcg(version: Any) -> float:
+    try:
+        return float(version.tags.get(VALIDATION_TAG, "nan"))
+    except ValueError:
+        return math.nan
+
+
+def decide_predictor(candidate_ndcg: float, champion_ndcg: float | None) -> bool:
+    """Promote when there is no champion, or the candidate's NDCG is strictly higher.
+
+    Raises:
+        UpstreamError: the candidate's NDCG is NaN: there is nothing to compare, so it is refused.
+    """
+    if candidate_ndcg != candidate_ndcg:
+        raise UpstreamError(
+            "the challenger's validation NDCG is NaN (no validation snapshot has a positive ELP_net, so its ranking "
+            "was never measured): it is not promoted. Label more snapshots, or a student in its competence band, and "
+            "train the predictor again; or promote a version explicitly with version=<n>.")
+    if champion_ndcg is None:
+        return True
+    return champion_ndcg != champion_ndcg or candidate_ndcg > champion_ndcg

@@ -16,19 +16,25 @@ versions.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from mlflow.tracking import MlflowClient
 
 from entry_points.cli import UpstreamError, parse_config, run_cli
-from entry_points.lm_registry import CANDIDATE, STUDENT_MODEL, set_alias
+from entry_points.lm_registry import (
+    CANDIDATE,
+    STUDENT_MODEL,
+    decide_student,
+    heldout_success,
+    set_alias,
+)
 from entry_points.predictor_registry import (
     K_TAG,
     PREDICTOR_MODEL,
-    VALIDATION_TAG,
+    decide_predictor,
     predictor_version,
+    validation_ndcg,
 )
 from entry_points.runs import log_metrics, start_phase
 from entry_points.upstream import MODEL_URI_RE, model_version
@@ -68,50 +74,6 @@ MODELS = {"predictor": (PREDICTOR_MODEL, "challenger"), "student": (STUDENT_MODE
 CONFIG = PromoteConfig
 
 
-def _ndcg(version) -> float:
-    try:
-        return float(version.tags.get(VALIDATION_TAG, "nan"))
-    except ValueError:
-        return math.nan
-
-
-def decide(candidate_ndcg: float, champion_ndcg: float | None) -> bool:
-    """Promote when there is no champion, or the candidate's NDCG is strictly higher.
-
-    Raises:
-        UpstreamError: the candidate's NDCG is NaN: there is nothing to compare, so it is refused.
-    """
-    if candidate_ndcg != candidate_ndcg:
-        raise UpstreamError(
-            "the challenger's validation NDCG is NaN (no validation snapshot has a positive ELP_net, so its ranking "
-            "was never measured): it is not promoted. Label more snapshots, or a student in its competence band, and "
-            "train the predictor again; or promote a version explicitly with version=<n>.")
-    if champion_ndcg is None:
-        return True
-    return champion_ndcg != champion_ndcg or candidate_ndcg > champion_ndcg
-
-
-def _success(version) -> float:
-    try:
-        return float(version.tags.get("heldout_success_rate", "nan"))
-    except ValueError:
-        return math.nan
-
-
-def decide_student(candidate, champion) -> bool:
-    """Promote a student in its competence band when there is no champion, the champion is out of
-    its band, or the candidate's held-out success is strictly higher."""
-    if candidate.tags.get("competence") != "in_band":
-        log.warning("%s version %s is not in its competence band (competence=%s): not promoted (promote it with "
-                    "version=%s to force)", STUDENT_MODEL, candidate.version, candidate.tags.get("competence", "unknown"),
-                    candidate.version)
-        return False
-    if champion is None or champion.tags.get("competence") != "in_band":
-        return True
-    champion_rate = _success(champion)
-    return champion_rate != champion_rate or _success(candidate) > champion_rate
-
-
 def version_of(config: PromoteConfig, uri: str, param: str):
     """The registered version `uri` names (a predictor's errors say how to train and promote one;
     a student's how to make one).
@@ -147,10 +109,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             if champion and champion.tags.get(K_TAG) != candidate.tags.get(K_TAG):
                 log.warning("the champion's NDCG is at k=%s, the challenger's at k=%s: compared all the same",
                             champion.tags.get(K_TAG), candidate.tags.get(K_TAG))
-            promote = decide(_ndcg(candidate), _ndcg(champion) if champion else None)
+            promote = decide_predictor(validation_ndcg(candidate), validation_ndcg(champion) if champion else None)
         if promote:
             set_alias(name, config.alias, candidate.version)
-        figure, key = (_success, "heldout_success") if config.model == "student" else (_ndcg, "validation_ndcg")
+        figure, key = ((heldout_success, "heldout_success") if config.model == "student"
+                       else (validation_ndcg, "validation_ndcg"))
         metrics = {"promoted": int(promote), "candidate_version": int(candidate.version),
                    f"candidate_{key}": figure(candidate)}
         if champion:

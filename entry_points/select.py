@@ -4,27 +4,18 @@
     python -m entry_points.select --predictor models:/teachable-predictor@champion --budgets 4,8
 
 For every K and method (random per seed, entropy, predictor, oracle; see `teachable.selection`)
-the K snapshots are taught with the same LoRA recipe as the training matrix and evaluated with
-the evaluation suite against the base student (failure states, retention, held-out goals; the
-same items and seeds for every model). One nested run per (method, K, seed). Logs
-`selection_summary.csv` (method, K, seed, failure_gain, retention_change, heldout_gain, each with
-`_low` / `_high`, the ends of its paired bootstrap interval over items, `_mde`, its minimum
-detectable effect at 80% power, and n_examples),
-`selection_comparisons.csv` (H7 head to head: at each K, predictor vs random and entropy, entropy
-vs random, oracle vs random and predictor: the difference in item-level success on each set with
-a paired bootstrap interval; random averaged over its seeds per item; metrics
-`h7.<method>_vs_<versus>.<set>.K<k>`), `selection_<method>.csv` (the selected snapshot ids), `eval_summary.csv`, metrics
-`<method>.failure_gain.K<k>` (random: the mean over seeds), `pool_size`,
-`pool_excluded_predictor_train` (snapshots kept out because the predictor was trained on them,
-when it was trained on the same label run) and, when the reporting module is
-present, the reliability-vs-retention frontier and gain-vs-K figures. A killed run started
-again with the same parameters reuses the finished cells. With `executor=ray` the evaluation
-episodes run on Ray actors; the LoRA training stays in this process.
+the K snapshots are taught with the matrix's LoRA recipe and compared with the base student on
+the same failure, retention and held-out items (`teachable.teach`), one nested run per (method,
+K, seed). Logs `selection_summary.csv` (each cell's gains with paired intervals and minimum
+detectable effects), `selection_comparisons.csv` (H7 head to head, metrics
+`h7.<method>_vs_<versus>.<set>.K<k>`), `selection_<method>.csv`, `eval_*.csv`, metrics
+`<method>.failure_gain.K<k>`, `pool_size`, `pool_excluded_predictor_train`, and the frontier and
+gain-vs-K figures (columns: README). A killed run started again with the same parameters reuses
+the finished cells; with `executor=ray` the evaluation episodes run on Ray actors.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from collections.abc import Sequence
@@ -33,39 +24,31 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from entry_points.cli import UpstreamError, parse_config, run_cli
 from entry_points.comparison import log_comparison
-from entry_points.predictor_registry import load_predictor
+from entry_points.predictor_registry import predicted_scores, selection_predictor
 from entry_points.runs import PHASE_TAG, executor_metrics, log_metrics, start_phase
-from entry_points.upstream import download_artifact, label_run_rollouts, labeled_inputs
+from entry_points.upstream import label_run_rollouts, labeled_inputs
 from entry_points.workfiles import model_identity, open_work
 from teachable.evaluation import build_eval_sets
 from teachable.executor import Executor, PolicySpec
-from teachable.features import compute_features, feature_fingerprint
-from teachable.names import PREDICTOR_SPLIT, SELECTION_COMPARISONS, SELECTION_SUMMARY
+from teachable.names import SELECTION_COMPARISONS
 from teachable.policy.lm import PromptRenderer
-from teachable.predictor import FeatureSetError
 from teachable.records import LabeledSnapshot
 from teachable.reporting.selection import frontier_figure, gain_vs_k_figure
 from teachable.rollouts import episode_executor
 from teachable.selection import (
-    COMPARISON_COLUMNS,
     SelectConfig,
     cell_gains,
     cell_name,
     check_budgets,
-    comparison_metrics,
-    method_comparisons,
     select,
     selection_examples,
-    selection_frames,
+    selection_metrics,
     selection_pool,
+    selection_tables,
     split_pool,
-    summary_frame,
-    summary_metrics,
 )
 from teachable.supervision.examples import supervision_pair
 from teachable.teach import (
@@ -82,44 +65,6 @@ from webshop_env.env import Shop
 PHASE = "select"
 CONFIG = SelectConfig
 log = logging.getLogger(__name__)
-
-
-def load_champion(config: SelectConfig) -> tuple[Any, Any, Any]:
-    """(the pyfunc, the predictor, its model version) of `config.predictor`, its run recorded as
-    `upstream.train_predictor`.
-
-    Raises:
-        FeatureSetError: the predictor was trained on another feature set than `config`'s.
-    """
-    model, predictor, model_version = load_predictor(config.predictor)
-    if model_version.run_id:
-        mlflow.set_tag("upstream.train_predictor", model_version.run_id)
-    fingerprint = feature_fingerprint(config)
-    if predictor.fingerprint != fingerprint:
-        raise FeatureSetError(
-            f"predictor={config.predictor!r} (version {model_version.version}) was trained on feature set "
-            f"{predictor.fingerprint} ({predictor.feature_config}); select computes {fingerprint} "
-            f"(embedder={config.embedder}, embed_dim={config.embed_dim}, feature_max_steps={config.feature_max_steps}): "
-            "pass the predictor's feature parameters, or train a predictor on these (train_predictor, then promote).")
-    return model, predictor, model_version
-
-
-def fitted_snapshots(model_version: Any, label_run_id: str) -> set[str]:
-    """The snapshot ids a predictor was trained on, when it was trained on `label_run_id` (else none)."""
-    if not model_version.run_id:
-        return set()
-    if MlflowClient().get_run(model_version.run_id).data.tags.get("upstream.label") != label_run_id:
-        return set()
-    split = download_artifact(model_version.run_id, PREDICTOR_SPLIT, f"predictor version {model_version.version}")
-    return set(json.loads(split.read_text())["train"])
-
-
-def predicted_scores(model: Any, predictor: Any, config: SelectConfig,
-                     pool: Sequence[LabeledSnapshot]) -> dict[str, float]:
-    """The predictor's ELP_net of every pool snapshot."""
-    features = compute_features(pool, config)
-    out = model.predict(features[predictor.feature_names].reset_index(drop=True))
-    return dict(zip(features.index, out["elp_net"].astype(float), strict=True))
 
 
 def model_spec(base_model: str, config: SelectConfig, adapter: str | None = None) -> PolicySpec:
@@ -160,23 +105,12 @@ def teach_selections(config: SelectConfig, pool: list[LabeledSnapshot], scores: 
     return [entry for _, entry, _ in done], base_rows
 
 
-def log_figures(frame: pd.DataFrame) -> None:
-    """The H7 figures: the reliability-vs-retention frontier and the gains against the budget K."""
-    mlflow.log_figure(frontier_figure(frame), "selection_frontier.png")
-    mlflow.log_figure(gain_vs_k_figure(frame), "selection_gain_vs_k.png")
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(SelectConfig, argv, __doc__)
     with start_phase(PHASE, config), ExitStack() as stack:
         label_run_id, records, base_model = labeled_inputs(config.label_run, config.student)
         upstream = {"label": label_run_id, "student": model_identity(config.student, base_model)}
-        champion, fitted = None, set()
-        if "predictor" in config.method_list():
-            champion = load_champion(config)
-            fitted = fitted_snapshots(champion[2], label_run_id)
-            mlflow.set_tag("predictor_version", str(champion[2].version))
-            upstream["predictor"] = f"models:/{champion[2].name}/{champion[2].version}"
+        champion, fitted = selection_predictor(config, label_run_id, upstream)
         pool, held = split_pool(records, config.failure_holdout, config.seed, fitted)
         n_fitted = len(selection_pool([r for r in records if r.snapshot_id in fitted]))
         if fitted:
@@ -194,21 +128,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         with episode_executor(config, shop, config.data_dir, [model_spec(base_model, config)]) as executor:
             entries, base_rows = teach_selections(config, pool, scores, base_model, shop, sets, work, executor)
         log_metrics(executor_metrics(executor))
-        frame = summary_frame(entries)
-        cell_rows = [r for e in entries for r in e["rows"]]
-        comparisons = pd.DataFrame(method_comparisons(cell_rows, config.cells(), config),
-                                   columns=list(COMPARISON_COLUMNS))
-        log_metrics({**summary_metrics(frame), **comparison_metrics(comparisons), "pool_size": len(pool),
+        frame, tables = selection_tables(entries, config)
+        log_metrics({**selection_metrics(frame, tables[SELECTION_COMPARISONS]), "pool_size": len(pool),
                      "failure_eval_size": len(sets.failures), "pool_excluded_predictor_train": n_fitted})
         mlflow.set_tag("base_model", base_model)
         with tempfile.TemporaryDirectory() as tmp:
-            frame.to_csv(Path(tmp) / SELECTION_SUMMARY, index=False)
-            comparisons.to_csv(Path(tmp) / SELECTION_COMPARISONS, index=False)
-            for method, selection in selection_frames(entries).items():
-                selection.to_csv(Path(tmp) / f"selection_{method}.csv", index=False)
+            for name, table in tables.items():
+                table.to_csv(Path(tmp) / name, index=False)
             mlflow.log_artifacts(tmp)
+        cell_rows = [r for e in entries for r in e["rows"]]
         log_comparison(compare_rows(base_rows + cell_rows, config), metrics=False)
-        log_figures(frame)
+        mlflow.log_figure(frontier_figure(frame), "selection_frontier.png")  # reliability vs retention
+        mlflow.log_figure(gain_vs_k_figure(frame), "selection_gain_vs_k.png")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import pandas as pd
 
 from teachable.evaluation import EvalConfig, item_means, mean_diff
 from teachable.features import FeatureConfig
+from teachable.names import SELECTION_COMPARISONS, SELECTION_SUMMARY
 from teachable.predictor.metrics import top_k
 from teachable.predictor.split import trajectory_split
 from teachable.records import LabeledSnapshot
@@ -329,3 +330,21 @@ def comparison_metrics(comparisons: pd.DataFrame) -> dict[str, float]:
         key = f"h7.{r.method}_vs_{r.versus}.{r.set}.K{r.K}"
         out.update({key: float(r.success_diff), f"{key}_mde": float(r.success_diff_mde)})
     return out
+
+
+def selection_tables(entries: Sequence[dict[str, Any]], config: EvalConfig) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """(the summary frame, {file name: table}) of `select`'s cells: `selection_summary.csv`,
+    `selection_comparisons.csv` (H7 head to head, see `method_comparisons`) and
+    `selection_<method>.csv` (the snapshots each method chose)."""
+    frame = summary_frame(entries)
+    cells = [(e["method"], e["K"], e["seed"]) for e in entries]
+    comparisons = pd.DataFrame(method_comparisons([r for e in entries for r in e["rows"]], cells, config),
+                               columns=list(COMPARISON_COLUMNS))
+    tables = {SELECTION_SUMMARY: frame, SELECTION_COMPARISONS: comparisons}
+    tables.update({f"selection_{method}.csv": table for method, table in selection_frames(entries).items()})
+    return frame, tables
+
+
+def selection_metrics(frame: pd.DataFrame, comparisons: pd.DataFrame) -> dict[str, float]:
+    """`summary_metrics` and `comparison_metrics` of a select run."""
+    return {**summary_metrics(frame), **comparison_metrics(comparisons)}

@@ -216,7 +216,7 @@ def test_train_matrix_killed_at_three_random_points_ends_as_an_uninterrupted_run
 
     quadrant = Counter(r["quadrant"] for r in artifact(label_runs()[0].info.run_id)).most_common(1)[0][0]
     cells = [f"{quadrant}__{f}" for f in ("demo", "contrast", "hint")] + ["B1_uniform", "B2_all"]
-    args = ["--cells", ",".join(cells), "--examples_per_cell", "2", "--max_steps", "1", "--batch_size", "2"]
+    args = ["--cells", ",".join(cells), "--examples_per_cell", "2", "--train_steps", "1", "--train_batch_size", "2"]
     cmd = [sys.executable, "-m", "entry_points.train_matrix", *args]  # label_run=latest, student=label
     work = tmp_path / "work"
     points = kill_three_times(cmd, work, "train_matrix", len(cells), 16, tmp_path)

@@ -111,7 +111,7 @@ def test_adapters_are_pyfuncs_on_a_referenced_base_and_evaluate_names_the_best(
     quadrant, _ = Counter(r.quadrant for r in labeled_records).most_common(1)[0]
     cells = [f"{quadrant}__demo", f"{quadrant}__hint"]
     train_matrix.main(["--student", base_run, "--label_run", pred_store["label_run"], "--cells", ",".join(cells),
-                       "--examples_per_cell", "4", "--max_steps", "2", "--batch_size", "4"])
+                       "--examples_per_cell", "4", "--train_steps", "2", "--train_batch_size", "4"])
     client = MlflowClient()
     versions = {v.tags["cell"]: v for v in client.search_model_versions(f"name='{ADAPTER_MODEL}'")}
     assert set(versions) == set(cells)

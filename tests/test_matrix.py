@@ -47,7 +47,7 @@ def test_matrix_creates_14_nested_runs_and_resumes(mlflow_store: str, small_data
     mine.main(["--offsets", "1,2", "--include_search_steps", "false"])
     label.main(["--data_dir", str(small_data_dir), "--student", tiny_student, "--max_snapshots", "16",
                 "--n_min", "2", "--n_max", "2", "--rollout_batch", "2", "--max_steps", "8"])
-    args = ["--examples_per_cell", "4", "--max_steps", "2", "--batch_size", "4"]
+    args = ["--examples_per_cell", "4", "--train_steps", "2", "--train_batch_size", "4"]
     train_matrix.main(args)
     client = MlflowClient()
     exp = mlflow.get_experiment_by_name("teachable").experiment_id

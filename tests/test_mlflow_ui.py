@@ -112,7 +112,7 @@ def pipeline_store(pred_store: dict, small_data_dir: Path, tiny_student: str, la
     quadrant, _ = Counter(r.quadrant for r in labeled_records).most_common(1)[0]
     cells = [f"{quadrant}__demo", f"{quadrant}__hint"]
     train_matrix.main(["--student", base_run, "--label_run", pred_store["label_run"], "--cells", ",".join(cells),
-                       "--examples_per_cell", "4", "--max_steps", "2", "--batch_size", "4"])
+                       "--examples_per_cell", "4", "--train_steps", "2", "--train_batch_size", "4"])
     evaluate.main(["--data_dir", str(small_data_dir), "--heldout_goals", "2", "--failure_snapshots", "4",
                    "--retention_goals", "0", "--episodes_per_item", "1", "--max_steps", "6", "--n_boot", "20"])
     runs = mlflow.search_runs(experiment_ids=[experiment_id], output_format="list")

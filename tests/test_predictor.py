@@ -126,7 +126,7 @@ def test_bad_predictor_config() -> None:
 
 
 def test_promote_decision() -> None:
-    from entry_points.promote import decide
+    from entry_points.predictor_registry import decide_predictor as decide
 
     assert decide(0.5, None) and decide(0.6, 0.5) and not decide(0.5, 0.5) and not decide(0.4, 0.5)
     assert decide(0.1, math.nan)

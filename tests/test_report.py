@@ -150,8 +150,8 @@ def test_report_phase_on_real_and_contract_runs(mlflow_store: str, small_data_di
     exp = setup_tracking()
     label_run = client.search_runs([exp], filter_string="tags.`teachable.phase` = 'label'")[0]
     cells = sorted({r.quadrant for r in read_labels(label_run.info.run_id)})[:1]
-    train_matrix.main(["--cells", f"{cells[0]}__demo,B2_all", "--examples_per_cell", "2", "--max_steps", "1",
-                       "--batch_size", "2"])
+    train_matrix.main(["--cells", f"{cells[0]}__demo,B2_all", "--examples_per_cell", "2", "--train_steps", "1",
+                       "--train_batch_size", "2"])
     evaluate.main(["--data_dir", str(small_data_dir), "--heldout_goals", "2", "--failure_snapshots", "3",
                    "--retention_goals", "0", "--episodes_per_item", "1", "--max_steps", "8", "--n_boot", "20"])
     metrics, curves = predictor_frames()

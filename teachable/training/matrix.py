@@ -22,7 +22,7 @@ from teachable.records import LabeledSnapshot
 from teachable.seeding import seeded_rng
 from teachable.supervision.examples import routed_format
 from teachable.supervision.formats import FORMATS
-from teachable.training.sft import SFTSettings
+from teachable.training.sft import LoraRecipe
 
 log = logging.getLogger(__name__)
 BASELINES: tuple[str, ...] = ("B1_uniform", "B2_all")
@@ -34,20 +34,15 @@ class EmptyCellError(ValueError):
 
 
 @dataclass
-class MatrixConfig:
-    """The `train_matrix` phase: 12 quadrant x format adapters and 2 baselines."""
+class MatrixConfig(LoraRecipe):
+    """The `train_matrix` phase: 12 quadrant x format adapters and 2 baselines, each trained with
+    the LoRA recipe of select and recovery (`LoraRecipe`: lora_*, learning_rate, epochs per cell,
+    train_steps, train_batch_size)."""
 
     label_run: str = field(default="latest", metadata={"help": "label run: latest or a run id"})
     student: str = field(default="label", metadata={"help": "base model: label (the label run's student), latest, a run id, models:/..., or a folder"})
     cells: str = field(default="", metadata={"help": "comma-separated cells to train (empty: all 14), e.g. Q1_highU_highL__demo,B2_all"})
     examples_per_cell: int = field(default=32, metadata={"help": "example budget of each quadrant cell and of B1_uniform"})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
-    learning_rate: float = field(default=2e-3, metadata={"help": "learning rate"})
-    epochs: float = field(default=3.0, metadata={"help": "passes over a cell's examples"})
-    max_steps: int = field(default=-1, metadata={"help": "optimiser steps per cell (overrides epochs when > 0)"})
-    batch_size: int = field(default=8, metadata={"help": "examples per step"})
     device: str = field(default="", metadata={"help": "cpu, cuda, ... (empty: cuda when available)"})
     seed: int = field(default=0, metadata={"help": "seed of the cell samples and the training"})
 
@@ -55,12 +50,6 @@ class MatrixConfig:
         self.cell_list()
         if self.examples_per_cell < 1:
             raise ValueError(f"examples_per_cell must be >= 1, got {self.examples_per_cell}.")
-
-    def sft_settings(self) -> SFTSettings:
-        """The LoRA SFT hyperparameters of every cell (validated by `SFTSettings`)."""
-        return SFTSettings(lora_r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
-                           learning_rate=self.learning_rate, epochs=self.epochs, max_steps=self.max_steps,
-                           batch_size=self.batch_size, seed=self.seed, disable_tqdm=True)
 
     def cell_list(self) -> list[str]:
         """The cells to train, in matrix order.
