@@ -10,6 +10,8 @@ from thefuzz import fuzz
 
 from webshop_env.reward import (
     COLOR_SET,
+    NOUN_POS,
+    UNUSED_PIPES,
     NounTagger,
     default_tagger,
     get_reward,
@@ -444,6 +446,24 @@ def test_spacy_backend():
     assert {"tea", "bags"} <= set(nouns)
     assert all(noun == noun.lower() for noun in nouns)
     assert NounTagger("auto").backend == "spacy"
+
+
+# a generated title whose "Fast" the attribute ruler tags AUX from the parse (PROPN without the parser)
+PARSE_DEPENDENT_TITLE = "Nexora Compact Fast Charging Fast Charger with Power Delivery, Phone Charger"
+
+
+def test_spacy_tagger_runs_lean_and_tags_as_the_whole_pipeline(small_shop):
+    """The components left off (entities, lemmas) cannot change a token's part of speech: the
+    nouns of product and goal titles equal those of spaCy's whole pipeline."""
+    import spacy
+
+    tagger = _spacy_tagger()
+    assert not set(tagger._nlp.pipe_names) & set(UNUSED_PIPES)
+    whole = spacy.load(tagger.model_name)
+    assert set(UNUSED_PIPES) <= set(whole.pipe_names)
+    texts = [p["name"] for p in small_shop.catalog.products][:300] + [g["name"] for g in small_shop.goals][:100]
+    for text in [PARSE_DEPENDENT_TITLE, *texts]:
+        assert tagger.nouns(text) == [t.text.lower() for t in whole(text) if t.pos_ in NOUN_POS], text
 
 
 def test_title_score_with_spacy():
