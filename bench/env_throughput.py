@@ -69,7 +69,9 @@ def bench_steps(shop, episodes: int) -> tuple[float, float]:
     so it measures the environment itself; the first adds one uncached search per episode.
     """
     from webshop_env.env import WebShopEnv
+    from webshop_env.reward import default_tagger
 
+    default_tagger()  # loaded once per process (spaCy's model: about a second), not counted as steps
     env = WebShopEnv(shop=shop, max_steps=100)
     goals = [i % len(shop.goals) for i in range(episodes)]
     rates = []
