@@ -42,12 +42,11 @@ from teachable.evaluation import (
     build_eval_sets,
     check_adapter_base,
 )
-from teachable.executor import PolicySpec
 from teachable.names import LABELED_SNAPSHOTS, TRAINING_SUMMARY
 from teachable.records import LabeledSnapshot, read_jsonl
 from teachable.reporting.evaluation import gain_heatmap
 from teachable.rollouts import episode_executor
-from teachable.teach import BASE, best_per_quadrant, compare_to_base
+from teachable.teach import BASE, best_per_quadrant, compare_to_base, policy_spec
 from webshop_env.env import Shop
 
 PHASE = "evaluate"
@@ -114,12 +113,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         rollouts = label_run_rollouts(label_up.run_id)
         shop = Shop.load(config.data_dir or None)
         sets = build_eval_sets(shop, labeled=labeled, rollouts=rollouts, config=config)
-        loading = dict(device=config.device or None, batch_size=config.policy_batch, **config.model_loading())
-        models = {BASE: PolicySpec(base_model, config.temperature, **loading)}
+        models = {BASE: policy_spec(base_model, config, device=config.device)}
         for name, entry in cells.items():
             folder = entry.get("folder") or adapter_folder(entry["version"])
             check_adapter_base(folder, base_model)
-            models[name] = PolicySpec(base_model, config.temperature, adapter=folder, **loading)
+            models[name] = policy_spec(base_model, config, device=config.device, adapter=folder)
         with episode_executor(config, shop, config.data_dir, list(models.values())) as executor:
             comparison = compare_to_base(shop, models, sets, config, executor)
         log_metrics(executor_metrics(executor))

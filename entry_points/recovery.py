@@ -29,13 +29,12 @@ from entry_points.runs import executor_metrics, log_metrics, log_series, start_p
 from entry_points.upstream import label_run_rollouts, labeled_inputs
 from entry_points.workfiles import model_identity, open_work
 from teachable.evaluation import build_eval_sets
-from teachable.executor import PolicySpec
 from teachable.names import RECOVERY_TRAJECTORIES
 from teachable.policy.lm import PromptRenderer
 from teachable.records import LabeledSnapshot, write_jsonl
 from teachable.recovery import RecoveryConfig, export_recovery
 from teachable.rollouts import episode_executor
-from teachable.teach import BASE, compare_to_base, train_adapter
+from teachable.teach import BASE, compare_to_base, policy_spec, train_adapter
 from webshop_env.env import Shop
 
 PHASE = "recovery"
@@ -69,8 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         # in the work folder, not a temporary one: Ray actors on other nodes read it when TEACHABLE_WORK_DIR is shared
         adapter = stack.enter_context(open_work(
             PHASE, config, {"label": label_run_id, "student": model_identity(config.student, base_model)}, "adapter"))
-        models = {name: PolicySpec(base_model, config.temperature, adapter=folder, device=config.device or None,
-                                   batch_size=config.policy_batch, **config.model_loading())
+        models = {name: policy_spec(base_model, config, device=config.device, adapter=folder)
                   for name, folder in ((BASE, None), (MODEL_NAME, str(adapter)))}
         # the executor first: a cluster that cannot hold the actors fails the run before any training
         with episode_executor(config, shop, config.data_dir, list(models.values())) as executor:

@@ -32,7 +32,7 @@ from entry_points.runs import PHASE_TAG, executor_metrics, log_metrics, start_ph
 from entry_points.upstream import label_run_rollouts, labeled_inputs
 from entry_points.workfiles import model_identity, open_work
 from teachable.evaluation import build_eval_sets
-from teachable.executor import Executor, PolicySpec
+from teachable.executor import Executor
 from teachable.names import SELECTION_COMPARISONS
 from teachable.policy.lm import PromptRenderer
 from teachable.records import LabeledSnapshot
@@ -56,6 +56,7 @@ from teachable.teach import (
     cached_json,
     compare_rows,
     compare_to_base,
+    policy_spec,
     run_cells,
     teaching_examples,
     train_adapter,
@@ -65,11 +66,6 @@ from webshop_env.env import Shop
 PHASE = "select"
 CONFIG = SelectConfig
 log = logging.getLogger(__name__)
-
-
-def model_spec(base_model: str, config: SelectConfig, adapter: str | None = None) -> PolicySpec:
-    return PolicySpec(base_model, config.temperature, adapter=adapter, device=config.device or None,
-                      batch_size=config.policy_batch, **config.model_loading())
 
 
 def train_cell(cell: tuple[str, int, int | None], selected: list[LabeledSnapshot], renderer: PromptRenderer,
@@ -83,8 +79,8 @@ def train_cell(cell: tuple[str, int, int | None], selected: list[LabeledSnapshot
         examples = teaching_examples(renderer, (supervision_pair(r, f) for r, f in selection_examples(selected)))
         adapter = folder / "adapter"
         metrics = train_adapter(base_model, examples, adapter, config.sft_settings(), device=config.device or None)
-        comparison = compare_to_base(shop, {name: model_spec(base_model, config, str(adapter))}, sets, config, executor,
-                                     measured=base_rows)
+        spec = policy_spec(base_model, config, device=config.device, adapter=str(adapter))
+        comparison = compare_to_base(shop, {name: spec}, sets, config, executor, measured=base_rows)
         rows = [r for r in comparison.rows if r["model"] == name]
         gains = cell_gains(comparison)
         log_metrics({**gains, "final_train_loss": metrics["train_loss"], "n_examples": len(examples)})
@@ -97,7 +93,7 @@ def teach_selections(config: SelectConfig, pool: list[LabeledSnapshot], scores: 
                      executor: Executor) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Evaluate the base (once) and teach and evaluate every cell not done in `work`: (cell entries, base rows)."""
     base_rows, _ = cached_json(work / "base_rows.json", lambda: compare_to_base(
-        shop, {BASE: model_spec(base_model, config)}, sets, config, executor).rows)
+        shop, {BASE: policy_spec(base_model, config, device=config.device)}, sets, config, executor).rows)
     renderer = PromptRenderer.from_pretrained(base_model)  # prompts as the model was trained
     done = run_cells(config.cells(), work, lambda cell, folder: train_cell(
         cell, select(pool, cell[0], cell[1], seed=cell[2], scores=scores), renderer, base_model, shop, sets,
@@ -125,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise UpstreamError(f"label run {label_run_id} records no rollouts run for the retention set; "
                                 "set retention_goals=0 or label a mine run made from rollouts.")
         sets = build_eval_sets(shop, labeled=held, rollouts=rollouts, config=config)
-        with episode_executor(config, shop, config.data_dir, [model_spec(base_model, config)]) as executor:
+        with episode_executor(config, shop, config.data_dir, [policy_spec(base_model, config, device=config.device)]) as executor:
             entries, base_rows = teach_selections(config, pool, scores, base_model, shop, sets, work, executor)
         log_metrics(executor_metrics(executor))
         frame, tables = selection_tables(entries, config)

@@ -71,6 +71,13 @@ def compare_to_base(shop: Shop | None, models: Mapping[str, Policy | PolicySpec]
     return compare_rows(rows, config, base)
 
 
+def policy_spec(model: str, config: EvalConfig, *, device: str = "", adapter: str | None = None) -> PolicySpec:
+    """An LM policy as the comparing phases play it: `config`'s temperature, policy batch and
+    loading, on `device` (empty: cuda when available), with `adapter` on the base `model`."""
+    return PolicySpec(model, config.temperature, adapter=adapter, device=device or None,
+                      batch_size=config.policy_batch, **config.model_loading())
+
+
 def teaching_examples(renderer: PromptRenderer, pairs: Iterable[tuple[Context, str]]) -> list[tuple[str, str]]:
     """(prompt, completion) texts of (context, action) pairs, as the renderer's model is prompted
     and scored (product aliases and all)."""
