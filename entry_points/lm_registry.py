@@ -12,7 +12,6 @@ run>/model` when the base came from a student run of this store, else the refere
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from entry_points.upstream import (
     cached_artifact,
     model_version,
     registered_folder,
+    tag_float,
 )
 from teachable.names import ADAPTER_MODEL, STUDENT_MODEL
 
@@ -200,10 +200,7 @@ def set_best_aliases(best: Mapping[str, tuple[str, float]], cells: Mapping[str, 
 
 
 def heldout_success(version: Any) -> float:
-    try:
-        return float(version.tags.get("heldout_success_rate", "nan"))
-    except ValueError:
-        return math.nan
+    return tag_float(version, "heldout_success_rate")
 
 
 def decide_student(candidate: Any, champion: Any | None) -> bool:

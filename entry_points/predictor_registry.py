@@ -4,7 +4,6 @@ aliases and load it back (`train_predictor`, `promote` and `select` share these)
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from entry_points.cli import UpstreamError
 from entry_points.runs import PROJECT_ROOT
-from entry_points.upstream import MODEL_URI_RE, download_artifact
+from entry_points.upstream import MODEL_URI_RE, download_artifact, tag_float
 from teachable.features import FeatureConfig, compute_features, feature_fingerprint
 from teachable.names import PREDICTOR_MODEL, PREDICTOR_SPLIT
 from teachable.predictor import FeatureSetError, TeachabilityPredictor
@@ -142,10 +141,7 @@ def selection_predictor(config: Any, label_run_id: str, upstream: dict[str, str]
 
 
 def validation_ndcg(version: Any) -> float:
-    try:
-        return float(version.tags.get(VALIDATION_TAG, "nan"))
-    except ValueError:
-        return math.nan
+    return tag_float(version, VALIDATION_TAG)
 
 
 def decide_predictor(candidate_ndcg: float, champion_ndcg: float | None) -> bool:

@@ -4,6 +4,7 @@ the records they hold, logged as the reading run's dataset inputs."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -301,3 +302,11 @@ def label_run_rollouts(label_run_id: str) -> list[Any]:
     if not rollouts_run:
         return []
     return read_jsonl(read_records(rollouts_run, ROLLOUTS, "rollouts", EVALUATION), Trajectory)
+
+
+def tag_float(version: Any, key: str) -> float:
+    """A registered version's tag `key` as a number (NaN when it is missing or not a number)."""
+    try:
+        return float(version.tags.get(key, "nan"))
+    except ValueError:
+        return math.nan
