@@ -10,7 +10,6 @@ step leaves a screenshot and the page under `test-artifacts/<test>/`.
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -26,16 +25,10 @@ from mlflow.tracking import MlflowClient
 from entry_points.lm_registry import ADAPTER_MODEL, STUDENT_MODEL, set_alias
 from entry_points.runs import setup_tracking, ui_url
 from tests.test_lm_models import student_run
-from tests.webtools import artifacts_on_failure, chromium_driver, require_browser
+from tests.webtools import artifacts_on_failure, chromium_driver, free_port, require_browser
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 PAGE_TIMEOUT = 90.0  # the first page of a fresh server compiles nothing, but a loaded 2-core CI box is slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from teachable.policy.teacher.openai_teacher import (
     retry_after_s,
 )
 from teachable.prompting import Context
+from tests.webtools import free_port
 
 MODEL = "test-model"
 KEY = "sk-test-SUPERSECRET-0123456789"
@@ -349,10 +349,7 @@ def test_retry_after_forms() -> None:
 
 
 def test_unreachable_server_points_at_base_url(endpoint: FakeEndpoint) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    teacher = make_teacher(endpoint, base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
+    teacher = make_teacher(endpoint, base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=0)
     with pytest.raises(TeacherError, match=r"cannot connect to http://127\.0\.0\.1.*base_url"):
         advise(teacher)
 

@@ -67,6 +67,15 @@ def serving(app) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+def free_port() -> int:
+    """A loopback port free right now (the OS's choice)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def browser_paths() -> tuple[str, str] | None:
     """(chromium, chromedriver) from `$CHROMIUM_BIN` / `$CHROMEDRIVER_BIN` or PATH, or None."""
     chromium = os.environ.get("CHROMIUM_BIN") or next(filter(None, map(shutil.which, CHROMIUM_CANDIDATES)), None)
