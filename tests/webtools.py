@@ -138,13 +138,24 @@ def artifacts_on_failure(driver, test_name: str) -> Iterator[None]:
 
 
 def click_and_wait(driver, element, timeout: float = 20.0) -> None:
-    """Click an element that loads a new page and wait until the old page is gone and the new one loaded."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
+    """Click an element that loads a new page and wait until the old page is gone and the new one loaded.
+
+    The old page is marked with a window property before the click; the new page is there when
+    the property is gone and the document is complete. While the browser swaps documents, a
+    query can fail with a transient error (a stale node, "does not belong to the document", a
+    script run during navigation): such a poll counts as "not yet", and only the timeout fails.
+    """
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    old = driver.find_element(By.TAG_NAME, "html")
+    driver.execute_script("window.__teachable_old_page = true;")
     element.click()
-    wait = WebDriverWait(driver, timeout)
-    wait.until(ec.staleness_of(old))
-    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+    def loaded(d) -> bool:
+        try:
+            return bool(d.execute_script(
+                "return window.__teachable_old_page === undefined && document.readyState === 'complete';"))
+        except WebDriverException:
+            return False
+
+    WebDriverWait(driver, timeout).until(loaded, message="the clicked page did not load")
