@@ -14,7 +14,7 @@ Catalogues:
   attribute file (`--attributes`, see `webshop_env.realistic`).
 
 Each catalogue is generated or built once into its cache folder. The default student
-(`teachable.student.train_student` with `StudentConfig(data_dir=...)`, `--epochs` passes) is
+(`teachable.student.train_student` on each catalogue's shop, `--epochs` passes) is
 trained in its own process (`--jobs` at once) and saved under `--out/<catalogue>`; the table
 gives its success on dev goals sampled at temperature 1 and greedy, each with a 95% Wilson
 interval, the expert's success on the same goals and the seconds the student phase took.
@@ -103,7 +103,7 @@ def worker(name: str, data_dir: str, out: Path, epochs: float, eval_goals: int, 
     from teachable.student import StudentConfig, train_student
 
     shop = load_shop(data_dir)
-    config = StudentConfig(data_dir=data_dir, epochs=epochs, eval_goals=eval_goals, **overrides(settings))
+    config = StudentConfig(epochs=epochs, eval_goals=eval_goals, **overrides(settings))
     start = time.perf_counter()
     metrics = train_student(config, shop, out / name)
     metrics.pop("losses", None)

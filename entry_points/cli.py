@@ -1,5 +1,6 @@
-"""How a phase is a command: its config parsed from the command line (a dataclass's fields are
-its flags), and bad input ended with `<phase>: error: <what to do>`, exit status 2, no traceback."""
+"""How a phase is a command: its configs parsed from the command line (each dataclass's fields
+are its flags; run references and the shop sit in the entry point's own dataclasses, beside the
+library configs they fill), and bad input ended with `<phase>: error: <what to do>`, exit status 2, no traceback."""
 
 from __future__ import annotations
 
@@ -93,31 +94,71 @@ def _converter(name: str, tp: type, optional: bool):
     return convert
 
 
-def parse_config(cls: type[C], argv: Sequence[str] | None = None, description: str = "") -> C:
-    """Parse `--field value` (or `--field-name`) flags into the config dataclass `cls` (defaults from the dataclass).
+def config_fields(specs: Sequence[Any]) -> dict[str, tuple[dataclasses.Field, Any, Any]]:
+    """Every flag of the configs `specs` (config dataclasses, or instances of them whose values are
+    the defaults): name -> (field, default, type hint), in order. A name that several configs
+    declare (the phase's `seed`, say) is one flag that sets each of them; their defaults agree.
+
+    Raises:
+        TypeError: two configs declare one name with different defaults.
+    """
+    out: dict[str, tuple[dataclasses.Field, Any, Any]] = {}
+    for spec in specs:
+        cls = spec if isinstance(spec, type) else type(spec)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if not isinstance(spec, type):
+                default = getattr(spec, f.name)
+            else:
+                default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            if f.name in out and out[f.name][1] != default:
+                raise TypeError(f"--{f.name}: {cls.__name__} and an earlier config give it different defaults "
+                                f"({out[f.name][1]!r}, {default!r}).")
+            out.setdefault(f.name, (f, default, hints[f.name]))
+    return out
+
+
+def parse_configs(specs: Sequence[Any], argv: Sequence[str] | None = None, description: str = "") -> tuple[Any, ...]:
+    """Parse `--field value` (or `--field-name`) flags into one instance of each config of `specs`
+    (see `config_fields`), in order, as TRL's scripts parse their dataclasses.
 
     Every field is a flag; its help text is the field's `metadata["help"]`. Invalid values fail
-    with argparse's usage message; the dataclass's `__post_init__` checks the rest.
+    with argparse's usage message; each dataclass's `__post_init__` checks the rest.
     """
     parser = argparse.ArgumentParser(description=description)
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        tp, optional = _field_type(hints[f.name])
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        flags = dict.fromkeys((f"--{f.name}", f"--{f.name.replace('_', '-')}"))  # --label_run or --label-run
-        parser.add_argument(*flags, dest=f.name, type=_converter(f.name, tp, optional), default=default,
+    for name, (f, default, hint) in config_fields(specs).items():
+        tp, optional = _field_type(hint)
+        flags = dict.fromkeys((f"--{name}", f"--{name.replace('_', '-')}"))  # --label_run or --label-run
+        parser.add_argument(*flags, dest=name, type=_converter(name, tp, optional), default=default,
                             help=f"{f.metadata.get('help', '')} (default: {default!r})")
-    args = parser.parse_args(argv)
+    args = vars(parser.parse_args(argv))
+    classes = [spec if isinstance(spec, type) else type(spec) for spec in specs]
     try:
-        return cls(**vars(args))
+        return tuple(cls(**{f.name: args[f.name] for f in dataclasses.fields(cls)}) for cls in classes)
     except ValueError as e:
         parser.error(str(e))
         raise  # unreachable: parser.error exits
 
 
-def config_params(config: Any) -> dict[str, str]:
-    """The config as MLflow params (None -> empty string, booleans lower-case as on the command line)."""
+def config_params(configs: Any) -> dict[str, str]:
+    """A config, or the configs of a phase, as MLflow params (None -> empty string, booleans
+    lower-case as on the command line)."""
     def text(v: Any) -> str:
         return "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
 
-    return {k: text(v) for k, v in dataclasses.asdict(config).items()}
+    parts = configs if isinstance(configs, tuple | list) else (configs,)
+    return {k: text(v) for config in parts for k, v in dataclasses.asdict(config).items()}
+
+
+@dataclasses.dataclass
+class ShopArgs:
+    """The shop a phase plays in (one declaration for every phase that loads it)."""
+
+    data_dir: str = dataclasses.field(default="", metadata={
+        "help": "folder with WebShop's files; empty: the embedded generated catalogue"})
+
+    def load(self) -> Any:
+        """The shop (`webshop_env.env.Shop`)."""
+        from webshop_env.env import Shop
+
+        return Shop.load(self.data_dir or None)

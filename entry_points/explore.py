@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from mlflow.tracking import MlflowClient
 
-from entry_points.cli import parse_config, run_cli
+from entry_points.cli import parse_configs, run_cli
 from entry_points.runs import DEFAULT_MLFLOW_UI, setup_tracking, ui_url
 from entry_points.upstream import download_artifact, resolve_upstream
 from teachable.explorer import SnapshotTable, create_explorer_app
@@ -53,7 +53,7 @@ class ExploreConfig:
             raise ValueError(f"mlflow_ui must be an http(s) URL, got {self.mlflow_ui!r}.")
 
 
-CONFIG = ExploreConfig
+CONFIG = (ExploreConfig,)
 
 
 def build_app(config: ExploreConfig):
@@ -78,7 +78,7 @@ def build_app(config: ExploreConfig):
 def main(argv: Sequence[str] | None = None) -> None:
     from werkzeug.serving import run_simple
 
-    config = parse_config(ExploreConfig, argv, __doc__)
+    (config,) = parse_configs(CONFIG, argv, __doc__)
     app = build_app(config)
     if config.host not in LOOPBACK:
         log.warning("binding %s: anyone who can reach this machine can browse the labels", config.host)

@@ -29,12 +29,13 @@ import logging
 import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from entry_points.cli import UpstreamError, parse_config, run_cli
+from entry_points.cli import ShopArgs, UpstreamError, parse_configs, run_cli
 from entry_points.datasets import TRAINING
 from entry_points.runs import PROJECT_ROOT, executor_metrics, log_metrics, start_phase
 from entry_points.tracing import teacher_tracer
@@ -59,8 +60,19 @@ from webshop_env.catalog import load_catalog, load_default_catalog
 
 PHASE = "label"
 WORK_NAME = "labeled_snapshots.partial.jsonl"
-CONFIG = LabelConfig
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class LabelArgs:
+    """The runs the `label` phase reads (and the unfinished one it may continue)."""
+
+    mine_run: str = field(default="latest", metadata={"help": "mine run: latest or a run id"})
+    student: str = field(default="latest", metadata={"help": "student model: latest, a run id, models:/name@alias, a local folder or smollm2"})
+    resume_run: str = field(default="", metadata={"help": "continue this unfinished label run (empty: a new run, or the unfinished run with the same parameters)"})
+
+
+CONFIG = (LabelArgs, ShopArgs, LabelConfig)
 
 
 def check_catalogue(snapshots: Sequence[Snapshot], mine_run_id: str, data_dir: str) -> None:
@@ -91,21 +103,21 @@ def _catalogue_name(data_dir: str | None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    config = parse_config(LabelConfig, argv, __doc__)
-    with start_phase(PHASE, config), ExitStack() as stack:
-        mine = resolve_upstream("mine", config.mine_run, "mine_run")
-        snapshots = read_jsonl(read_records(mine.run_id, FAILURE_SNAPSHOTS, f"mine_run={config.mine_run!r}",
+    configs = args, shop_args, config = parse_configs(CONFIG, argv, __doc__)
+    with start_phase(PHASE, configs), ExitStack() as stack:
+        mine = resolve_upstream("mine", args.mine_run, "mine_run")
+        snapshots = read_jsonl(read_records(mine.run_id, FAILURE_SNAPSHOTS, f"mine_run={args.mine_run!r}",
                                             TRAINING), Snapshot)
         if not snapshots:
             raise UpstreamError(f"mine run {mine.run_id} has no snapshots; mine a rollouts run with failures first.")
         selected = select_snapshots(snapshots, config.max_snapshots, config.seed)
-        check_catalogue(selected, mine.run_id, config.data_dir)
-        student_path = config.student if config.student in BUILTIN_POLICIES else resolve_model(config.student, "student")
-        key = resumed_work_key(PHASE, config.resume_run, WORK_NAME) if config.resume_run else None
+        check_catalogue(selected, mine.run_id, shop_args.data_dir)
+        student_path = args.student if args.student in BUILTIN_POLICIES else resolve_model(args.student, "student")
+        key = resumed_work_key(PHASE, args.resume_run, WORK_NAME) if args.resume_run else None
         work = stack.enter_context(open_work(
-            PHASE, config, {"mine": mine.run_id, "student": model_identity(config.student, student_path)}, WORK_NAME,
+            PHASE, configs, {"mine": mine.run_id, "student": model_identity(args.student, student_path)}, WORK_NAME,
             key=key))
-        setup = LabelSetup(shop=ShopSpec.of(config.data_dir), student=PolicySpec(student_path, config.temperature,
+        setup = LabelSetup(shop=ShopSpec.of(shop_args.data_dir), student=PolicySpec(student_path, config.temperature,
                                                                                      batch_size=config.policy_batch, **config.model_loading()),
                            config=config, cache_dir=str(PROJECT_ROOT / ".teachable_work" / "teacher_cache"),
                            on_teacher_call=teacher_tracer() if config.teacher == "openai" else None)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from entry_points.cli import PhaseError, parse_config, run_cli
+from entry_points.cli import PhaseError, parse_configs, run_cli
 from entry_points.datasets import TRAINING
 from entry_points.runs import log_metrics, start_phase
 from entry_points.upstream import log_records, read_records, resolve_upstream
@@ -23,7 +24,16 @@ from teachable.names import FAILURE_SNAPSHOTS, ROLLOUTS
 from teachable.records import Trajectory, iter_jsonl, write_jsonl
 
 PHASE = "mine"
-CONFIG = MiningConfig
+
+
+@dataclass
+class MineArgs:
+    """The rollouts the `mine` phase reads."""
+
+    rollouts_run: str = field(default="latest", metadata={"help": "rollouts run: latest or a run id"})
+
+
+CONFIG = (MineArgs, MiningConfig)
 
 
 class NoFailuresError(PhaseError):
@@ -31,10 +41,10 @@ class NoFailuresError(PhaseError):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    config = parse_config(MiningConfig, argv, __doc__)
-    with start_phase(PHASE, config):
-        up = resolve_upstream("rollouts", config.rollouts_run, "rollouts_run")
-        rollouts = read_records(up.run_id, ROLLOUTS, f"rollouts_run={config.rollouts_run!r}", TRAINING)
+    configs = args, config = parse_configs(CONFIG, argv, __doc__)
+    with start_phase(PHASE, configs):
+        up = resolve_upstream("rollouts", args.rollouts_run, "rollouts_run")
+        rollouts = read_records(up.run_id, ROLLOUTS, f"rollouts_run={args.rollouts_run!r}", TRAINING)
         snapshots, counts = mine_failures(
             iter_jsonl(rollouts, Trajectory), offsets=parse_offsets(config.offsets),
             include_search_steps=config.include_search_steps, max_per_trajectory=config.max_per_trajectory,

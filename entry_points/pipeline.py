@@ -38,7 +38,7 @@ import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from entry_points.cli import PhaseError, config_params, parse_config, run_cli
+from entry_points.cli import PhaseError, config_params, parse_configs, run_cli
 from entry_points.reuse import PIPELINE_UPSTREAM_TAG, expected_params, find_reusable
 from entry_points.runs import (
     PHASE_TAG,
@@ -59,6 +59,7 @@ from teachable.selection import SelectConfig
 from teachable.student import StudentConfig
 from teachable.training.matrix import MatrixConfig
 from teachable.training.micro import MicroConfig
+from teachable.training.sft import LoraRecipe
 
 PHASE = "pipeline"
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ class PipelineConfig:
     micro_per_quadrant: int = field(default=MicroConfig.per_quadrant, metadata={"help": "micro_train: snapshots per quadrant"})
     micro_n_rollouts: int = field(default=MicroConfig.n_rollouts, metadata={"help": "micro_train: rollouts before and after"})
     matrix_examples_per_cell: int = field(default=MatrixConfig.examples_per_cell, metadata={"help": "train_matrix: examples per cell"})
-    matrix_epochs: float = field(default=MatrixConfig.epochs, metadata={"help": "train_matrix, recovery and select: SFT epochs"})
+    matrix_epochs: float = field(default=LoraRecipe.epochs, metadata={"help": "train_matrix, recovery and select: SFT epochs"})
     eval_heldout_goals: int = field(default=EvalConfig.heldout_goals, metadata={"help": "evaluate, recovery and select: held-out goals"})
     eval_failure_snapshots: int = field(default=EvalConfig.failure_snapshots, metadata={"help": "evaluate, recovery and select: failure states"})
     eval_retention_goals: int = field(default=EvalConfig.retention_goals, metadata={"help": "evaluate, recovery and select: retention goals"})
@@ -180,7 +181,7 @@ class PipelineConfig:
         return out
 
 
-CONFIG = PipelineConfig
+CONFIG = (PipelineConfig,)
 
 
 def project_parameters(root: Path = PROJECT_ROOT) -> dict[str, set[str]]:
@@ -307,7 +308,7 @@ def competence_gate(upstream: dict[str, str], allow_degenerate: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    config = parse_config(PipelineConfig, argv, __doc__)
+    (config,) = parse_configs(CONFIG, argv, __doc__)
     with start_phase(PHASE, config) as run:
         plan = config.phase_list()
         missing = missing_entry_points(plan)

@@ -127,13 +127,14 @@ def predicted_scores(model: Any, predictor: Any, config: FeatureConfig,
     return dict(zip(features.index, out["elp_net"].astype(float), strict=True))
 
 
-def selection_predictor(config: Any, label_run_id: str, upstream: dict[str, str]) -> tuple[Any, set[str]]:
-    """For `select`: (the pyfunc, predictor and version of `config.predictor`, checked against
-    `config`'s feature set, or None when no method needs it; the snapshot ids it was trained on
-    when that was `label_run_id`). Tags the run with the version and adds it to `upstream`."""
-    if "predictor" not in config.method_list():
+def selection_predictor(ref: str, methods: Sequence[str], features: FeatureConfig, label_run_id: str,
+                        upstream: dict[str, str]) -> tuple[Any, set[str]]:
+    """For `select`: (the pyfunc, predictor and version of predictor `ref`, checked against the
+    feature set `features`, or None when none of `methods` needs it; the snapshot ids it was
+    trained on when that was `label_run_id`). Tags the run with the version and adds it to `upstream`."""
+    if "predictor" not in methods:
         return None, set()
-    champion = load_checked(config.predictor, config)
+    champion = load_checked(ref, features)
     version = champion[2]
     mlflow.set_tag("predictor_version", str(version.version))
     upstream["predictor"] = f"models:/{version.name}/{version.version}"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from mlflow.tracking import MlflowClient
 
-from entry_points.cli import UpstreamError, parse_config, run_cli
+from entry_points.cli import UpstreamError, parse_configs, run_cli
 from entry_points.lm_registry import (
     CANDIDATE,
     STUDENT_MODEL,
@@ -71,7 +71,7 @@ class PromoteConfig:
 
 # model parameter -> (registered model, the alias its phase gives a new version)
 MODELS = {"predictor": (PREDICTOR_MODEL, "challenger"), "student": (STUDENT_MODEL, CANDIDATE)}
-CONFIG = PromoteConfig
+CONFIG = (PromoteConfig,)
 
 
 def version_of(config: PromoteConfig, uri: str, param: str):
@@ -92,7 +92,7 @@ def version_of(config: PromoteConfig, uri: str, param: str):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    config = parse_config(PromoteConfig, argv, __doc__)
+    (config,) = parse_configs(CONFIG, argv, __doc__)
     name = config.registered_name
     with start_phase(PHASE, config):
         ref = f"models:/{name}/{config.version}" if config.version else f"models:/{name}@{config.candidate_alias}"

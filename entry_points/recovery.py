@@ -18,40 +18,55 @@ import logging
 import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
 
-from entry_points.cli import parse_config, run_cli
+from entry_points.cli import ShopArgs, parse_configs, run_cli
 from entry_points.comparison import log_comparison
 from entry_points.lm_registry import ADAPTER_MODEL, base_reference, log_adapter
 from entry_points.runs import executor_metrics, log_metrics, log_series, start_phase
 from entry_points.upstream import label_run_rollouts, labeled_inputs
 from entry_points.workfiles import model_identity, open_work
-from teachable.evaluation import build_eval_sets
+from teachable.evaluation import EvalConfig, build_eval_sets
 from teachable.names import RECOVERY_TRAJECTORIES
 from teachable.policy.lm import PromptRenderer
 from teachable.records import LabeledSnapshot, write_jsonl
 from teachable.recovery import RecoveryConfig, export_recovery
 from teachable.rollouts import episode_executor
 from teachable.teach import BASE, compare_to_base, policy_spec, train_adapter
+from teachable.training.sft import LoraRecipe
 from webshop_env.env import Shop
 
 PHASE = "recovery"
-CONFIG = RecoveryConfig
 MODEL_NAME = "recovery"
 log = logging.getLogger(__name__)
 
 
-def train_and_register(config: RecoveryConfig, records: list[LabeledSnapshot], shop: Shop, base_model: str, adapter: Path,
+@dataclass
+class RecoveryArgs:
+    """The labels and the base student the `recovery` phase reads, and where it trains."""
+
+    label_run: str = field(default="latest", metadata={"help": "label run: latest or a run id"})
+    student: str = field(default="label", metadata={"help": "base model: label (the label run's student), latest, a run id, models:/..., or a folder"})
+    device: str = field(default="", metadata={"help": "cpu, cuda, ... (empty: cuda when available)"})
+
+
+CONFIG = (RecoveryArgs, ShopArgs, RecoveryConfig, EvalConfig, LoraRecipe)
+
+
+def train_and_register(configs: tuple, records: list[LabeledSnapshot], shop: Shop, base_model: str, adapter: Path,
                        tmp: Path) -> None:
     """Export the expert continuations, train the recovery adapter into `adapter`, log and register it."""
+    args, _, config, episodes, recipe = configs
     renderer = PromptRenderer.from_pretrained(base_model)  # prompts as the model was trained
-    examples, counts = export_recovery(records, shop, config, render=renderer.prompt, complete=renderer.completion)
+    examples, counts = export_recovery(records, shop, config, episodes, render=renderer.prompt,
+                                       complete=renderer.completion)
     write_jsonl(tmp / RECOVERY_TRAJECTORIES, examples)
     mlflow.log_artifact(str(tmp / RECOVERY_TRAJECTORIES))
-    metrics = train_adapter(base_model, [(e.prompt, e.completion) for e in examples], adapter, config.sft_settings(),
-                            device=config.device or None)
+    metrics = train_adapter(base_model, [(e.prompt, e.completion) for e in examples], adapter, recipe,
+                            seed=episodes.seed, device=args.device or None)
     log_series("train_loss", metrics["losses"])
     log_metrics({**counts, "final_train_loss": metrics["train_loss"], "train_seconds": metrics["seconds"]})
     mlflow.log_artifacts(str(adapter), "adapter")
@@ -61,18 +76,18 @@ def train_and_register(config: RecoveryConfig, records: list[LabeledSnapshot], s
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    config = parse_config(RecoveryConfig, argv, __doc__)
-    with start_phase(PHASE, config) as run, tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        label_run_id, records, base_model = labeled_inputs(config.label_run, config.student)
-        shop = Shop.load(config.data_dir or None)
+    configs = args, shop_args, _, config, _ = parse_configs(CONFIG, argv, __doc__)
+    with start_phase(PHASE, configs) as run, tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        label_run_id, records, base_model = labeled_inputs(args.label_run, args.student)
+        shop = shop_args.load()
         # in the work folder, not a temporary one: Ray actors on other nodes read it when TEACHABLE_WORK_DIR is shared
         adapter = stack.enter_context(open_work(
-            PHASE, config, {"label": label_run_id, "student": model_identity(config.student, base_model)}, "adapter"))
-        models = {name: policy_spec(base_model, config, device=config.device, adapter=folder)
+            PHASE, configs, {"label": label_run_id, "student": model_identity(args.student, base_model)}, "adapter"))
+        models = {name: policy_spec(base_model, config, device=args.device, adapter=folder)
                   for name, folder in ((BASE, None), (MODEL_NAME, str(adapter)))}
         # the executor first: a cluster that cannot hold the actors fails the run before any training
-        with episode_executor(config, shop, config.data_dir, list(models.values())) as executor:
-            train_and_register(config, records, shop, base_model, adapter, Path(tmp))
+        with episode_executor(config, shop, shop_args.data_dir, list(models.values())) as executor:
+            train_and_register(configs, records, shop, base_model, adapter, Path(tmp))
             sets = build_eval_sets(shop, labeled=records, rollouts=label_run_rollouts(label_run_id), config=config)
             comparison = compare_to_base(shop, models, sets, config, executor)
         log_metrics(executor_metrics(executor))

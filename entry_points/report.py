@@ -17,16 +17,21 @@ import json
 import logging
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import mlflow
 import pandas as pd
-from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from entry_points.cli import UpstreamError, parse_config, run_cli
+from entry_points.cli import UpstreamError, parse_configs, run_cli
 from entry_points.datasets import EVALUATION
 from entry_points.runs import log_metrics, start_phase
-from entry_points.upstream import download_artifact, read_records, resolve_upstream
+from entry_points.upstream import (
+    competence_warnings,
+    download_artifact,
+    read_records,
+    resolve_upstream,
+)
 from teachable.names import (
     EVAL_SUMMARY,
     LABELED_SNAPSHOTS,
@@ -40,8 +45,26 @@ from teachable.records import LabeledSnapshot, read_jsonl
 from teachable.reporting.report import SKIP, ReportConfig, ReportInputs, split_list, write_report
 
 PHASE = "report"
-CONFIG = ReportConfig
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReportArgs:
+    """The runs the `report` phase reads (`none` leaves a phase out)."""
+
+    label_run: str = field(default="latest", metadata={"help": "label run: latest, a run id, or none (leave out)"})
+    train_matrix_run: str = field(default="latest", metadata={"help": "train_matrix run: latest, a run id, or none"})
+    evaluate_run: str = field(default="latest", metadata={"help": "evaluate run: latest, a run id, or none"})
+    train_predictor_run: str = field(default="latest", metadata={"help": "train_predictor run: latest, a run id, or none"})
+    select_run: str = field(default="latest", metadata={"help": "select run: latest, a run id, or none"})
+    recovery_run: str = field(default="latest", metadata={"help": "recovery run: latest, a run id, or none"})
+
+    def refs(self) -> dict[str, str]:
+        """The run reference of each phase."""
+        return {name.removesuffix("_run"): ref for name, ref in vars(self).items()}
+
+
+CONFIG = (ReportArgs, ReportConfig)
 
 
 def optional_run(phase: str, ref: str) -> str | None:
@@ -64,31 +87,7 @@ def _csv(run_id: str, path: str, phase: str) -> pd.DataFrame:
     return pd.read_csv(download_artifact(run_id, path, f"{phase} run"))
 
 
-def competence_warnings(label_run: Run) -> list[str]:
-    """Warnings about the student a label run studied: outside its competence band (student run),
-    or rollouts without failures or successes."""
-    client = MlflowClient()
-    out = []
-    student = label_run.data.tags.get("upstream.student")
-    if student:
-        tags = client.get_run(student).data.tags
-        status = tags.get("teachable.competence", "in_band")
-        if status not in ("in_band", "unmeasured"):
-            detail = json.loads(tags.get("teachable.competence.detail", "{}") or "{}")
-            out.append(f"the student (run {student}) is {status.replace('_', ' ')}: held-out success "
-                       f"{detail.get('rate', float('nan')):.1%} on {detail.get('n_goals')} goals, outside "
-                       f"[{detail.get('min_success')}, {detail.get('max_success')}]; these labels and everything "
-                       "trained on them measure a degenerate student")
-    mine = label_run.data.tags.get("upstream.mine")
-    rollouts = mine and client.get_run(mine).data.tags.get("upstream.rollouts")
-    if rollouts:
-        status = client.get_run(rollouts).data.tags.get("teachable.competence", "in_band")
-        if status != "in_band":
-            out.append(f"the rollouts (run {rollouts}) had {status.replace('_', ' ')}")
-    return out
-
-
-def gather_inputs(config: ReportConfig) -> ReportInputs:
+def gather_inputs(config: ReportArgs) -> ReportInputs:
     """Download what each referenced run wrote."""
     runs = {phase: optional_run(phase, ref) for phase, ref in config.refs().items()}
     if not any(runs.values()):
@@ -124,9 +123,9 @@ def gather_inputs(config: ReportConfig) -> ReportInputs:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    config = parse_config(ReportConfig, argv, __doc__)
-    with start_phase(PHASE, config), tempfile.TemporaryDirectory() as tmp:
-        inputs = gather_inputs(config)
+    configs = args, config = parse_configs(CONFIG, argv, __doc__)
+    with start_phase(PHASE, configs), tempfile.TemporaryDirectory() as tmp:
+        inputs = gather_inputs(args)
         result = write_report(inputs, tmp, figure_formats=split_list(config.figure_formats),
                               table_formats=split_list(config.table_formats))
         log_metrics({"n_figures": len(result.figures), "n_tables": len(result.tables)})

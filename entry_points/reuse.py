@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from entry_points.cli import PhaseError, config_params, parse_config
+from entry_points.cli import PhaseError, config_params, parse_configs
 from entry_points.runs import CODE_VERSION_TAG, PHASE_TAG
 
 PIPELINE_UPSTREAM_TAG = "teachable.pipeline.upstream"
@@ -62,13 +62,13 @@ def expected_params(phase: str, params: Mapping[str, str]) -> dict[str, str]:
     Raises:
         PhaseParameterError: the parameters do not make a valid config of the phase.
     """
-    config_cls = importlib.import_module(f"entry_points.{phase}").CONFIG
+    specs = importlib.import_module(f"entry_points.{phase}").CONFIG
     argv = [item for key, value in params.items() for item in (f"--{key}", str(value))]
     try:
-        config = parse_config(config_cls, argv)
+        configs = parse_configs(specs, argv)
     except SystemExit as e:  # argparse has printed what is wrong
         raise PhaseParameterError(f"phase {phase}: invalid parameters {dict(params)} (see the message above).") from e
-    return config_params(config)
+    return config_params(configs)
 
 
 def run_upstream(run: Run) -> dict[str, str]:

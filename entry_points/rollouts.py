@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
 
-from entry_points.cli import parse_config, run_cli
+from entry_points.cli import ShopArgs, parse_configs, run_cli
 from entry_points.runs import executor_metrics, log_metrics, start_phase
 from entry_points.upstream import log_records, resolve_model
 from teachable.executor import PolicySpec
@@ -34,20 +35,29 @@ from teachable.rollouts import (
 from webshop_env.env import Shop
 
 PHASE = "rollouts"
-CONFIG = RolloutsConfig
 COMPETENCE_TAG = "teachable.competence"
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class RolloutsArgs:
+    """The student the `rollouts` phase plays."""
+
+    student: str = field(default="latest", metadata={"help": "student model: latest, a run id, models:/name@alias, a local HF folder, smollm2, expert or random"})
+
+
+CONFIG = (RolloutsArgs, ShopArgs, RolloutsConfig)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    config = parse_config(RolloutsConfig, argv, __doc__)
-    with start_phase(PHASE, config):
-        student = config.student if config.student in BUILTIN_POLICIES else resolve_model(config.student, "student")
-        shop = Shop.load(config.data_dir or None)
+    configs = args, shop_args, config = parse_configs(CONFIG, argv, __doc__)
+    with start_phase(PHASE, configs):
+        student = args.student if args.student in BUILTIN_POLICIES else resolve_model(args.student, "student")
+        shop = shop_args.load()
         log_effective_sizes(config, shop)
         spec = PolicySpec(student, config.temperature, batch_size=config.policy_batch, **config.model_loading())
         policy = spec.build(shop)
-        with episode_executor(config, shop, config.data_dir, [spec], held={spec: policy}) as executor:
+        with episode_executor(config, shop, shop_args.data_dir, [spec], held={spec: policy}) as executor:
             by_split = collect_rollouts(shop, spec, config, executor=executor)
         for split, trajectories in by_split.items():
             prefix = "test_" if split == "test" and split != config.split else ""

@@ -1,7 +1,7 @@
 """The tracking store and the phase runs: where runs are kept, the experiment, the UI's links,
 starting a phase's run (tags, parameters, system metrics), and logging metrics on it.
 
-A phase's `main` reads top to bottom: `parse_config` -> `start_phase` -> `resolve_*` for its
+A phase's `main` reads top to bottom: `parse_configs` -> `start_phase` -> `resolve_*` for its
 inputs -> one library call -> log. Only this package imports `mlflow` and `argparse`."""
 
 from __future__ import annotations

@@ -26,23 +26,22 @@ from pathlib import Path
 
 import mlflow
 
-from entry_points.cli import parse_config, run_cli
+from entry_points.cli import ShopArgs, parse_configs, run_cli
 from entry_points.lm_registry import CANDIDATE, STUDENT_MODEL, log_student, set_alias
 from entry_points.runs import log_metrics, log_series, start_phase
 from teachable.student import TINY, StudentConfig, competence, train_student
-from webshop_env.env import Shop
 
 PHASE = "student"
-CONFIG = StudentConfig
+CONFIG = (ShopArgs, StudentConfig)
 REGISTERED_NAME = STUDENT_MODEL
 COMPETENCE_TAG = "teachable.competence"
 log = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    config = parse_config(StudentConfig, argv, __doc__)
-    with start_phase(PHASE, config):
-        shop = Shop.load(config.data_dir or None)
+    configs = shop_args, config = parse_configs(CONFIG, argv, __doc__)
+    with start_phase(PHASE, configs):
+        shop = shop_args.load()
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "model"
             metrics = train_student(config, shop, out)

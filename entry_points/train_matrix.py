@@ -17,12 +17,13 @@ import logging
 import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import mlflow
 
-from entry_points.cli import parse_config, run_cli
+from entry_points.cli import parse_configs, run_cli
 from entry_points.lm_registry import ADAPTER_MODEL, base_reference, log_adapter
 from entry_points.runs import PHASE_TAG, log_metrics, start_phase
 from entry_points.upstream import labeled_inputs
@@ -33,14 +34,25 @@ from teachable.records import LabeledSnapshot
 from teachable.supervision.examples import supervision_pair
 from teachable.teach import run_cells, teaching_examples, train_adapter
 from teachable.training.matrix import EmptyCellError, MatrixConfig, cell_examples, cell_parts
+from teachable.training.sft import LoraRecipe
 
 PHASE = "train_matrix"
-CONFIG = MatrixConfig
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class MatrixArgs:
+    """The labels and the base student the `train_matrix` phase reads."""
+
+    label_run: str = field(default="latest", metadata={"help": "label run: latest or a run id"})
+    student: str = field(default="label", metadata={"help": "base model: label (the label run's student), latest, a run id, models:/..., or a folder"})
+
+
+CONFIG = (MatrixArgs, MatrixConfig, LoraRecipe)
+
+
 def train_cell(cell: str, records: list[LabeledSnapshot], renderer: PromptRenderer, base_model: str, base_ref: str,
-               config: MatrixConfig, folder: Path) -> dict[str, Any]:
+               config: MatrixConfig, recipe: LoraRecipe, folder: Path) -> dict[str, Any]:
     """Train one cell in its own nested run; return its summary entry (`base_ref`: how its
     registered model names the base, see `lm_registry.base_reference`)."""
     quadrant, fmt = cell_parts(cell)
@@ -57,8 +69,8 @@ def train_cell(cell: str, records: list[LabeledSnapshot], renderer: PromptRender
         mlflow.set_tags({"n_examples": str(info["n_examples"]), "with_replacement": str(info["with_replacement"])})
         examples = teaching_examples(renderer, (supervision_pair(r, f) for r, f in pairs))
         adapter = folder / "adapter"
-        metrics = train_adapter(base_model, examples, adapter, config.sft_settings(), report_to="mlflow", run_name=cell,
-                                device=config.device or None)
+        metrics = train_adapter(base_model, examples, adapter, recipe, seed=config.seed, report_to="mlflow",
+                                run_name=cell, device=config.device or None)
         log_metrics({"final_train_loss": metrics["train_loss"], "n_examples": info["n_examples"],
                      "n_available": info["n_available"], "train_seconds": metrics["seconds"]})
         mlflow.log_artifacts(str(adapter), "adapter")
@@ -70,15 +82,15 @@ def train_cell(cell: str, records: list[LabeledSnapshot], renderer: PromptRender
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    config = parse_config(MatrixConfig, argv, __doc__)
-    with start_phase(PHASE, config), ExitStack() as stack:
-        label_run_id, records, base_model = labeled_inputs(config.label_run, config.student)
+    configs = args, config, recipe = parse_configs(CONFIG, argv, __doc__)
+    with start_phase(PHASE, configs), ExitStack() as stack:
+        label_run_id, records, base_model = labeled_inputs(args.label_run, args.student)
         work = stack.enter_context(open_work(
-            PHASE, config, {"label": label_run_id, "student": model_identity(config.student, base_model)}, "cells"))
+            PHASE, configs, {"label": label_run_id, "student": model_identity(args.student, base_model)}, "cells"))
         renderer = PromptRenderer.from_pretrained(base_model)  # prompts as the model was trained
         base_ref = base_reference(base_model)
         done = run_cells(config.cell_list(), work,
-                         lambda cell, folder: train_cell(cell, records, renderer, base_model, base_ref, config, folder),
+                         lambda cell, folder: train_cell(cell, records, renderer, base_model, base_ref, config, recipe, folder),
                          keep=lambda entry: entry["status"] == "finished")
         cells = {cell: {**entry, "reused": True} if reused else entry for cell, entry, reused in done}
         summary: dict[str, Any] = {"base_model": base_model, "label_run": label_run_id, "cells": cells}

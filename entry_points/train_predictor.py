@@ -18,13 +18,14 @@ import json
 import logging
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from entry_points.cli import parse_config, run_cli
+from entry_points.cli import parse_configs, run_cli
 from entry_points.datasets import TRAINING
 from entry_points.predictor_registry import (
     FINGERPRINT_TAG,
@@ -35,15 +36,25 @@ from entry_points.predictor_registry import (
 )
 from entry_points.runs import log_metrics, start_phase
 from entry_points.upstream import read_records, resolve_upstream
-from teachable.features import feature_fingerprint
+from teachable.features import FeatureConfig, feature_fingerprint
 from teachable.names import LABELED_SNAPSHOTS, PREDICTOR_METRICS, PREDICTOR_SPLIT, RANKING_CURVES
+from teachable.predictor.models import PredictorSettings
 from teachable.predictor.training import PredictorConfig, PredictorResult, train_predictors
 from teachable.records import LabeledSnapshot, read_jsonl
 
 PHASE = "train_predictor"
-CONFIG = PredictorConfig
 CHALLENGER = "challenger"
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class PredictorArgs:
+    """The labels the `train_predictor` phase learns from."""
+
+    label_run: str = field(default="latest", metadata={"help": "label run: latest or a run id"})
+
+
+CONFIG = (PredictorArgs, PredictorConfig, FeatureConfig, PredictorSettings)
 
 
 def write_tables(result: PredictorResult, out: Path) -> None:
@@ -58,14 +69,14 @@ def write_tables(result: PredictorResult, out: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    config = parse_config(PredictorConfig, argv, __doc__)
-    with start_phase(PHASE, config):
-        up = resolve_upstream("label", config.label_run, "label_run")
-        records = read_jsonl(read_records(up.run_id, LABELED_SNAPSHOTS, f"label_run={config.label_run!r}",
+    configs = args, config, features, settings = parse_configs(CONFIG, argv, __doc__)
+    with start_phase(PHASE, configs):
+        up = resolve_upstream("label", args.label_run, "label_run")
+        records = read_jsonl(read_records(up.run_id, LABELED_SNAPSHOTS, f"label_run={args.label_run!r}",
                                           TRAINING), LabeledSnapshot)
-        result = train_predictors(records, config)
+        result = train_predictors(records, config, features, settings)
         chosen = result.predictors[result.chosen]
-        fingerprint = feature_fingerprint(config.feature_config())
+        fingerprint = feature_fingerprint(features)
         log_metrics({**result.flat_metrics(), "n_train": len(result.train_ids), "n_valid": len(result.valid_ids),
                      "n_features": result.features.shape[1]})
         mlflow.set_tags({"predictor.backend": result.chosen, "predictor.feature_fingerprint": fingerprint})

@@ -4,6 +4,7 @@ the records they hold, logged as the reading run's dataset inputs."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -310,3 +311,27 @@ def tag_float(version: Any, key: str) -> float:
         return float(version.tags.get(key, "nan"))
     except ValueError:
         return math.nan
+
+
+def competence_warnings(label_run: Run) -> list[str]:
+    """Warnings about the student a label run studied: outside its competence band (student run),
+    or rollouts without failures or successes."""
+    client = MlflowClient()
+    out = []
+    student = label_run.data.tags.get("upstream.student")
+    if student:
+        tags = client.get_run(student).data.tags
+        status = tags.get("teachable.competence", "in_band")
+        if status not in ("in_band", "unmeasured"):
+            detail = json.loads(tags.get("teachable.competence.detail", "{}") or "{}")
+            out.append(f"the student (run {student}) is {status.replace('_', ' ')}: held-out success "
+                       f"{detail.get('rate', float('nan')):.1%} on {detail.get('n_goals')} goals, outside "
+                       f"[{detail.get('min_success')}, {detail.get('max_success')}]; these labels and everything "
+                       "trained on them measure a degenerate student")
+    mine = label_run.data.tags.get("upstream.mine")
+    rollouts = mine and client.get_run(mine).data.tags.get("upstream.rollouts")
+    if rollouts:
+        status = client.get_run(rollouts).data.tags.get("teachable.competence", "in_band")
+        if status != "in_band":
+            out.append(f"the rollouts (run {rollouts}) had {status.replace('_', ' ')}")
+    return out

@@ -17,7 +17,6 @@ times counts once.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import zlib
@@ -367,45 +366,7 @@ def write_eval_csvs(rows: Sequence[dict[str, Any]], summary: Sequence[dict[str, 
     return paths
 
 
-@dataclass
-class EvaluateConfig(EvalConfig):
-    """The `evaluate` phase: the base student and the adapters of a matrix run (or one adapter)."""
-
-    matrix_run: str = field(default="latest", metadata={"help": "train_matrix run whose adapters are evaluated: latest or a run id"})
-    adapter: str = field(default="", metadata={"help": "evaluate only this adapter (models:/teachable-adapter/<v> or a folder) against its base"})
-    label_run: str = field(default="matrix", metadata={"help": "label run of the failure set: matrix (the matrix run's), latest or a run id"})
-    data_dir: str = field(default="", metadata={"help": "folder with WebShop's files; empty: the embedded generated catalogue"})
-    device: str = field(default="", metadata={"help": "cpu, cuda, ... (empty: cuda when available)"})
-
-
-BASE_FILE = "base_model.json"
-
-
 class EvalSetError(ValueError):
     """An evaluation set cannot be built from the runs given; the message says what to change."""
 
 
-def record_adapter_base(adapter_dir: str | Path, base_model: str) -> None:
-    """Write which base model an adapter was trained on (checked by `check_adapter_base`)."""
-    from teachable.models import model_fingerprint
-
-    (Path(adapter_dir) / BASE_FILE).write_text(json.dumps({"base_model": base_model,
-                                                            "fingerprint": model_fingerprint(base_model)}))
-
-
-def check_adapter_base(adapter_dir: str | Path, base_model: str) -> None:
-    """Refuse an adapter trained on another base model than the one evaluated.
-
-    Raises:
-        ValueError: the adapter records another base model's fingerprint.
-    """
-    from teachable.models import model_fingerprint
-
-    meta = Path(adapter_dir) / BASE_FILE
-    if not meta.is_file():
-        log.warning("adapter %s does not record its base model; it is assumed to match %s", adapter_dir, base_model)
-        return
-    recorded = json.loads(meta.read_text())
-    if recorded["fingerprint"] != model_fingerprint(base_model):
-        raise ValueError(f"adapter {adapter_dir} was trained on another base model ({recorded['base_model']}) than the "
-                         f"evaluated base {base_model}; evaluate it with its own base or retrain it.")

@@ -21,9 +21,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class MiningConfig:
-    """The `mine` phase: failure snapshots from a rollouts run."""
+    """How failure snapshots are mined from rollouts (the `mine` phase)."""
 
-    rollouts_run: str = field(default="latest", metadata={"help": "rollouts run: latest or a run id"})
     offsets: str = field(default="", metadata={"help": "comma-separated steps before the end (1 = last action); empty: every step"})
     include_search_steps: bool = field(default=True, metadata={"help": "keep snapshots on pages with a search bar"})
     max_per_trajectory: int = field(default=0, metadata={"help": "keep at most this many snapshots per trajectory, latest first (0: all)"})

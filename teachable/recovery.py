@@ -25,7 +25,6 @@ from teachable.policy.expert import ExpertPolicy
 from teachable.prompting import Context, completion_text, render_prompt
 from teachable.records import LabeledSnapshot, Record, Trajectory
 from teachable.rollouts import EpisodeSpec, run_episodes
-from teachable.training.sft import LoraRecipe
 from webshop_env.env import Shop
 
 log = logging.getLogger(__name__)
@@ -61,24 +60,18 @@ class RecoveryExample(Record):
 
 
 @dataclass
-class RecoveryConfig(EvalConfig, LoraRecipe):
-    """The `recovery` phase: expert continuations from high-L_upper snapshots, an adapter trained
-    on them with the matrix cells' SFT recipe, and its evaluation against the base student."""
+class RecoveryConfig:
+    """Which failure snapshots the expert continues (the `recovery` phase; its adapter is trained
+    with a `LoraRecipe` and compared with the base under an `EvalConfig`)."""
 
-    label_run: str = field(default="latest", metadata={"help": "label run: latest or a run id"})
-    student: str = field(default="label", metadata={"help": "base model: label (the label run's student), latest, a run id, models:/..., or a folder"})
-    data_dir: str = field(default="", metadata={"help": "folder with WebShop's files; empty: the embedded generated catalogue"})
     min_l_upper: float = field(default=0.5, metadata={"help": "snapshots with L_upper = p_expert - p_policy at least this are continued by the expert"})
     max_snapshots: int = field(default=0, metadata={"help": "continue at most this many snapshots, highest L_upper first (0: all that qualify)"})
-    device: str = field(default="", metadata={"help": "cpu, cuda, ... (empty: cuda when available)"})
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         if not -1.0 <= self.min_l_upper <= 1.0:
             raise ValueError(f"min_l_upper is a difference of two rates and must lie in [-1, 1], got {self.min_l_upper}.")
         if self.max_snapshots < 0:
             raise ValueError(f"max_snapshots must be >= 0 (0: all), got {self.max_snapshots}.")
-        self.sft_settings()
 
 
 def l_upper(record: LabeledSnapshot) -> float | None:
@@ -166,21 +159,22 @@ def recovery_examples(snapshots: Sequence[LabeledSnapshot], continuations: Seque
     return examples, counts
 
 
-def export_recovery(records: Sequence[LabeledSnapshot], shop: Shop, config: RecoveryConfig,
+def export_recovery(records: Sequence[LabeledSnapshot], shop: Shop, config: RecoveryConfig, episodes: EvalConfig,
                     render: Callable[[Context], str] = render_prompt,
                     complete: Callable[[Context, str], str] = plain_completion
                     ) -> tuple[list[RecoveryExample], dict[str, Any]]:
-    """Select the high-L_upper snapshots, continue them with the expert and return the examples.
+    """Select the high-L_upper snapshots, continue them with the expert (episodes as `episodes`
+    plays them: its max_steps, batch_size, success_threshold) and return the examples.
 
     Raises:
         RecoveryError: no snapshot qualifies, or the expert recovers from none of them.
     """
-    snapshots = recovery_snapshots(records, config.min_l_upper, config.max_snapshots, config.max_steps)
-    continuations = expert_continuations(shop, snapshots, max_steps=config.max_steps, batch_size=config.batch_size,
-                                         success_threshold=config.success_threshold)
+    snapshots = recovery_snapshots(records, config.min_l_upper, config.max_snapshots, episodes.max_steps)
+    continuations = expert_continuations(shop, snapshots, max_steps=episodes.max_steps, batch_size=episodes.batch_size,
+                                         success_threshold=episodes.success_threshold)
     examples, counts = recovery_examples(snapshots, continuations, render, complete)
     if not examples:
         raise RecoveryError(f"the expert recovers from none of the {len(snapshots)} snapshots with L_upper >= "
-                            f"{config.min_l_upper} within max_steps={config.max_steps}; raise max_steps or min_l_upper.")
+                            f"{config.min_l_upper} within max_steps={episodes.max_steps}; raise max_steps or min_l_upper.")
     log.info("recovery: %s", counts)
     return examples, counts

@@ -40,10 +40,8 @@ SPLITS = ("train", "dev", "test")
 
 @dataclass
 class RolloutsConfig(ExecutorConfig):
-    """The `rollouts` phase: the student plays goals of a split."""
+    """How a student plays goals of a split (the `rollouts` phase)."""
 
-    data_dir: str = field(default="", metadata={"help": "folder with WebShop's files; empty: the embedded generated catalogue"})
-    student: str = field(default="latest", metadata={"help": "student model: latest, a run id, models:/name@alias, a local HF folder, smollm2, expert or random"})
     split: str = field(default="train", metadata={"help": "goal split to play: train, dev or test"})
     n_goals: int = field(default=200, metadata={"help": "goals drawn from the split (0: all)"})
     test_goals: int = field(default=0, metadata={"help": "also play this many test goals, logged with the prefix test_"})

@@ -35,7 +35,6 @@ import numpy as np
 import pandas as pd
 
 from teachable.evaluation import EvalConfig, item_means, mean_diff
-from teachable.features import FeatureConfig
 from teachable.names import SELECTION_COMPARISONS, SELECTION_SUMMARY
 from teachable.predictor.metrics import top_k
 from teachable.predictor.split import trajectory_split
@@ -44,7 +43,6 @@ from teachable.seeding import seeded_rng
 from teachable.stats import MDE_POWER, paired_bootstrap_interval, paired_mde
 from teachable.supervision.examples import routed_format
 from teachable.teach import Comparison
-from teachable.training.sft import LoraRecipe
 
 METHODS: tuple[str, ...] = ("random", "entropy", "predictor", "oracle")
 GAINS: tuple[str, ...] = ("failure_gain", "retention_change", "heldout_gain")
@@ -69,29 +67,24 @@ class BudgetError(ValueError):
 
 
 @dataclass
-class SelectConfig(EvalConfig, FeatureConfig, LoraRecipe):
-    """The `select` phase (H7): select K snapshots per method, train the same LoRA recipe, evaluate."""
+class SelectConfig:
+    """What the `select` phase (H7) compares: the methods, the budgets K, the random draws and the
+    failure holdout (each selection is taught with one `LoraRecipe` and compared under an
+    `EvalConfig`)."""
 
-    label_run: str = field(default="latest", metadata={"help": "label run: latest or a run id"})
-    student: str = field(default="label", metadata={"help": "base model: label (the label run's student), latest, a run id, models:/..., or a folder"})
-    predictor: str = field(default="models:/teachable-predictor@champion", metadata={"help": "registered predictor: models:/teachable-predictor@<alias> or /<version>"})
     methods: str = field(default="random,entropy,predictor,oracle", metadata={"help": "comma-separated selection methods"})
     budgets: str = field(default="8,16", metadata={"help": "comma-separated budgets K"})
     random_seeds: int = field(default=3, metadata={"help": "draws of the random method per K"})
     failure_holdout: float = field(default=0.3, metadata={"help": "share of failed trajectories kept out of the pool as the failure-state eval set (0: evaluate on every labeled snapshot)"})
-    data_dir: str = field(default="", metadata={"help": "folder with WebShop's files; empty: the embedded generated catalogue"})
-    device: str = field(default="", metadata={"help": "cpu, cuda, ... (empty: cuda when available)"})
+    seed: int = field(default=0, metadata={"help": "seed of the holdout split, the draws, the training and the episodes"})
 
     def __post_init__(self) -> None:
-        EvalConfig.__post_init__(self)
-        FeatureConfig.__post_init__(self)
         self.method_list()
         self.budget_list()
         if self.random_seeds < 1:
             raise ValueError(f"random_seeds must be >= 1, got {self.random_seeds}.")
         if not 0.0 <= self.failure_holdout < 1.0:
             raise ValueError(f"failure_holdout must be in [0, 1), got {self.failure_holdout}.")
-        self.sft_settings()
 
     def method_list(self) -> list[str]:
         """The methods to run, in `METHODS` order.

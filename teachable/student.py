@@ -60,7 +60,6 @@ MAX_ID_TOKENS = 50_000  # catalogues up to this size get one token per product i
 class StudentConfig:
     """The `student` phase: build and behaviour-clone the base student."""
 
-    data_dir: str = field(default="", metadata={"help": "folder with WebShop's files; empty: the embedded generated catalogue"})
     base_model: str = field(default=TINY, metadata={"help": "tiny (a new small Llama), smollm2, a local HF model folder, or a hub id in the local HF cache"})
     n_train_goals: int = field(default=700, metadata={"help": "train goals the expert demonstrates (all of them when the split has fewer; a warning says so)"})
     demonstrator: str = field(default="reader", metadata={"help": "whom the student clones: reader (sees only the page, as the student does) or expert (the oracle, which knows the goal's product; its student memorises ids)"})
@@ -369,19 +368,29 @@ def few_shot_examples(shop: Shop, goal_indices: Sequence[int], n: int, seed: int
                  for t in solved)
 
 
+def clone_recipe(config: StudentConfig) -> Any:
+    """The `LoraRecipe` of the LoRA clone of a pretrained base: the adapters' recipe, with the
+    student's rank, alpha, learning rate (`lora_learning_rate`), epochs, steps and batch size."""
+    from teachable.training.sft import LoraRecipe
+
+    return LoraRecipe(lora_r=config.lora_r, lora_alpha=config.lora_alpha, learning_rate=config.lora_learning_rate,
+                      epochs=config.epochs if config.epochs > 0 else 1.0, train_steps=config.train_steps,
+                      train_batch_size=config.batch_size)
+
+
 def sft_settings(config: StudentConfig) -> Any:
     """The `SFTSettings` of the student's behaviour cloning: every weight of the tiny model, or a
-    LoRA adapter on a pretrained base (the adapters' recipe)."""
+    LoRA adapter on a pretrained base (`clone_recipe`); both with warm-up, length grouping and
+    long prompts."""
     from teachable.training.sft import SFTSettings
 
-    common = {"epochs": config.epochs if config.epochs > 0 else 1.0, "max_steps": config.train_steps,
-              "batch_size": config.batch_size, "seed": config.seed, "logging_steps": 10, "warmup": 0.05,
-              "group_by_length": True, "max_length": 4096}
+    trainer = {"seed": config.seed, "logging_steps": 10, "warmup": 0.05, "group_by_length": True, "max_length": 4096,
+               "disable_tqdm": False}
     if config.base_model == TINY:
-        return SFTSettings(method="full", learning_rate=config.learning_rate, weight_decay=0.01, **common)
-    return SFTSettings(method="lora", lora_r=config.lora_r, lora_alpha=config.lora_alpha,
-                       learning_rate=config.lora_learning_rate, gradient_checkpointing=config.gradient_checkpointing,
-                       **common)
+        return SFTSettings(method="full", learning_rate=config.learning_rate, weight_decay=0.01,
+                           epochs=config.epochs if config.epochs > 0 else 1.0, max_steps=config.train_steps,
+                           batch_size=config.batch_size, **trainer)
+    return clone_recipe(config).sft_settings(**trainer, gradient_checkpointing=config.gradient_checkpointing)
 
 
 def effective_sizes(config: StudentConfig, shop: Shop) -> dict[str, int]:

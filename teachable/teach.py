@@ -3,8 +3,9 @@ supervision, and how they and evaluate compare models with the base student.
 
 - `teaching_examples`: (context, action) pairs rendered as the base is prompted, by its
   `PromptRenderer` (its tokenizer and saved prompt settings; no weights loaded).
-- `train_adapter`: LoRA SFT through TRL (`teachable.training.sft.train_lora`) and the adapter's
-  provenance (its base and the base's fingerprint, checked before an evaluation).
+- `train_adapter`: LoRA SFT with a `LoraRecipe` through TRL (`teachable.training.sft.train_lora`,
+  which writes the adapter's provenance: its base and the base's fingerprint, checked before an
+  evaluation by `check_adapter_base`).
 - `compare_to_base` / `compare_rows`: every model on the same evaluation items and seeds, the
   summaries with bootstrap intervals and each model's gains over the base (paired intervals and
   the minimum detectable effect).
@@ -27,14 +28,13 @@ from teachable.evaluation import (
     EvalSets,
     evaluate_policy,
     gains_vs_base,
-    record_adapter_base,
     summarize_eval,
 )
 from teachable.executor import Executor, PolicySpec
 from teachable.policy.base import Policy
 from teachable.policy.lm import PromptRenderer
 from teachable.prompting import Context
-from teachable.training.sft import SFTSettings, train_lora
+from teachable.training.sft import LoraRecipe, train_lora
 from webshop_env.env import Shop
 
 BASE = "base"  # the base student's name in evaluation rows
@@ -84,14 +84,13 @@ def teaching_examples(renderer: PromptRenderer, pairs: Iterable[tuple[Context, s
     return [(renderer.prompt(ctx), renderer.completion(ctx, action)) for ctx, action in pairs]
 
 
-def train_adapter(base_model: str, examples: Sequence[tuple[str, str]], out_dir: Path, settings: SFTSettings, *,
-                  device: str | None = None, report_to: str = "none", run_name: str | None = None) -> dict[str, Any]:
-    """Train a LoRA adapter on `examples` (see `teaching_examples`) into `out_dir` and record its
-    base; return `train_lora`'s metrics."""
-    metrics = train_lora(base_model, examples, out_dir, settings, report_to=report_to, run_name=run_name,
-                         device=device)
-    record_adapter_base(out_dir, base_model)
-    return metrics
+def train_adapter(base_model: str, examples: Sequence[tuple[str, str]], out_dir: Path, recipe: LoraRecipe, *,
+                  seed: int, device: str | None = None, report_to: str = "none",
+                  run_name: str | None = None) -> dict[str, Any]:
+    """Train a LoRA adapter with `recipe` and `seed` on `examples` (see `teaching_examples`) into
+    `out_dir`, with its provenance (`adapter_meta.json`); return `train_lora`'s metrics."""
+    return train_lora(base_model, examples, out_dir, recipe.sft_settings(seed), report_to=report_to,
+                      run_name=run_name, device=device)
 
 
 def run_cells(cells: Sequence[C], work: Path, run_one: Callable[[C, Path], dict[str, Any]], *,

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from entry_points import cli, upstream
 from entry_points import runs as phase_runs
-from entry_points.cli import UpstreamError, parse_config
+from entry_points.cli import ShopArgs, UpstreamError, config_fields, config_params, parse_configs
 from entry_points.runs import start_phase
 from entry_points.upstream import resolve_model, resolve_upstream
 from teachable.records import Snapshot, Trajectory, read_jsonl
@@ -41,14 +41,38 @@ def test_tracking_uri_default_and_override(monkeypatch: pytest.MonkeyPatch) -> N
     assert phase_runs.artifact_root("sqlite:////tmp/x.db") == "file:///tmp/mlruns"
 
 
-def test_parse_config_types_and_errors(capsys: pytest.CaptureFixture) -> None:
-    assert parse_config(Demo, []) == Demo()
-    c = parse_config(Demo, ["--name", "y", "--n", "200.0", "--rate", "1e-3", "--flag", "true", "--maybe", "4"])
+def test_parse_configs_types_and_errors(capsys: pytest.CaptureFixture) -> None:
+    assert parse_configs((Demo,), []) == (Demo(),)
+    (c,) = parse_configs((Demo,), ["--name", "y", "--n", "200.0", "--rate", "1e-3", "--flag", "true", "--maybe", "4"])
     assert c == Demo("y", 200, 1e-3, True, 4)
-    assert parse_config(Demo, ["--maybe", ""]).maybe is None
+    assert parse_configs((Demo,), ["--maybe", ""])[0].maybe is None
     for argv in (["--n", "2.5"], ["--flag", "maybe"], ["--n", "-1"], ["--nope", "1"]):
         with pytest.raises(SystemExit):
-            parse_config(Demo, argv)
+            parse_configs((Demo,), argv)
+    assert "n must be >= 0" in capsys.readouterr().err
+
+
+@dataclass
+class Other:
+    n: int = 100
+    seed: int = 0
+
+
+@dataclass
+class Seeded:
+    seed: int = 0
+    lr: float = 0.1
+
+
+def test_composed_configs_share_a_flag_and_take_instance_defaults(capsys: pytest.CaptureFixture) -> None:
+    shop, other, seeded = parse_configs((ShopArgs, Other, Seeded(lr=0.5)), ["--seed", "7", "--data_dir", "/d"])
+    assert (shop.data_dir, other.seed, seeded.seed, seeded.lr) == ("/d", 7, 7, 0.5)  # one --seed sets both
+    assert list(config_fields((ShopArgs, Other, Seeded))) == ["data_dir", "n", "seed", "lr"]
+    assert config_params((shop, other, seeded)) == {"data_dir": "/d", "n": "100", "seed": "7", "lr": "0.5"}
+    with pytest.raises(TypeError, match="different defaults"):
+        config_fields((Other, Seeded(seed=1)))
+    with pytest.raises(SystemExit):
+        parse_configs((Seeded, Demo), ["--n", "-1"])  # each config checks its own values
     assert "n must be >= 0" in capsys.readouterr().err
 
 

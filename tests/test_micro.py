@@ -36,7 +36,7 @@ def test_micro_train_end_to_end(mlflow_store: str, small_data_dir: Path, tiny_st
     mine.main(["--offsets", "1,2", "--include_search_steps", "false"])
     label.main(["--data_dir", str(small_data_dir), "--student", tiny_student, "--max_snapshots", "8",
                 "--n_min", "4", "--n_max", "4", "--rollout_batch", "4", "--max_steps", "8"])
-    micro_train.main(["--data_dir", str(small_data_dir), "--per_quadrant", "2", "--steps", "1", "--n_rollouts", "4",
+    micro_train.main(["--data_dir", str(small_data_dir), "--per_quadrant", "2", "--train_steps", "1", "--n_rollouts", "4",
                       "--max_steps", "8", "--n_boot", "50"])
     client = MlflowClient()
     run = client.search_runs([mlflow.get_experiment_by_name("teachable").experiment_id],

@@ -16,14 +16,16 @@ from mlflow.tracking import MlflowClient
 from teachable.features import FeatureConfig, compute_features, feature_fingerprint, feature_names
 from teachable.predictor import BACKENDS, FeatureSetError, TeachabilityPredictor
 from teachable.predictor.metrics import ndcg_at_k, precision_at_k, ranking_curve, spearman
+from teachable.predictor.models import PredictorSettings
 from teachable.predictor.split import trajectory_split
 from teachable.predictor.training import PredictorConfig, train_predictors
 
 SMALL = ["--k", "4", "--embed_dim", "16", "--lgb_rounds", "30", "--mlp_epochs", "60"]
 
 
-def small_config(**overrides) -> PredictorConfig:
-    return PredictorConfig(**{"k": 4, "embed_dim": 16, "lgb_rounds": 30, "mlp_epochs": 60, **overrides})
+def small_config() -> tuple[PredictorConfig, FeatureConfig, PredictorSettings]:
+    """The configs of `SMALL`: (choice, features, back ends)."""
+    return PredictorConfig(k=4), FeatureConfig(embed_dim=16), PredictorSettings(lgb_rounds=30, mlp_epochs=60)
 
 
 def test_metrics_against_hand_computed_values() -> None:
@@ -72,7 +74,7 @@ def trained(labeled_records: list) -> tuple:
         s.elp_net, s.route = synthetic_teachability(s)
         records.append(s)
     config = small_config()
-    return records, config, train_predictors(records, config)
+    return records, config, train_predictors(records, *config)
 
 
 def test_both_backends_against_the_baselines(trained: tuple) -> None:
@@ -92,7 +94,7 @@ def test_both_backends_against_the_baselines(trained: tuple) -> None:
     assert all(chosen_ndcg >= result.value(b, "ndcg") for b in BACKENDS)
     n_valid = len(result.valid_ids)
     assert sorted(c["k"] for c in result.curves if c["model"] == "random") == list(range(1, n_valid + 1))
-    again = train_predictors(records, config)
+    again = train_predictors(records, *config)
     assert again.metrics == result.metrics  # deterministic given the seed
 
 
@@ -105,7 +107,7 @@ def test_save_load_round_trip_and_feature_set_checks(trained: tuple, tmp_path: P
         after = loaded.predict(features)
         assert np.allclose(before["elp_net"], after["elp_net"], rtol=1e-9, atol=1e-12)
         assert list(before["route"]) == list(after["route"]) and list(after.columns)[:2] == ["elp_net", "route"]
-        assert loaded.fingerprint == feature_fingerprint(config.feature_config())
+        assert loaded.fingerprint == feature_fingerprint(config[1])
     assert not any(p.suffix in (".pkl", ".pickle", ".pt") for p in tmp_path.rglob("*"))
     other = FeatureConfig(embed_dim=8)
     with pytest.raises(FeatureSetError, match="trained on"):
@@ -171,7 +173,7 @@ def test_registry_round_trip_and_promotion(synthetic_label_run: dict) -> None:
 
     # models:/teachable-predictor@champion predicts what the same predictor did before logging
     records = synthetic_label_run["records"]
-    result = train_predictors(records, small_config())
+    result = train_predictors(records, *small_config())
     features = compute_features(records, FeatureConfig(embed_dim=16))
     expected = result.predictors[backend].predict(features)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{PREDICTOR_MODEL}@champion")

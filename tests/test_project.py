@@ -4,7 +4,6 @@ libraries never import MLflow, argparse or the entry points."""
 from __future__ import annotations
 
 import ast
-import dataclasses
 import importlib
 import re
 import typing
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from entry_points.cli import config_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("mlflow", "argparse", "entry_points")
@@ -31,15 +32,12 @@ def mlflow_type(tp: type) -> str:
 def test_mlproject_parameters_mirror_the_config(name: str) -> None:
     spec = entry_points()[name]
     module = importlib.import_module(f"entry_points.{name}")
-    config_cls = module.CONFIG
-    hints = typing.get_type_hints(config_cls)
-    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    fields = config_fields(module.CONFIG)
     params = spec.get("parameters", {})
-    assert set(params) == set(fields), f"{name}: MLproject parameters differ from {config_cls.__name__}"
+    assert set(params) == set(fields), f"{name}: MLproject parameters differ from its configs"
     for pname, p in params.items():
-        f = fields[pname]
-        assert p["type"] == mlflow_type(hints[pname]), f"{name}.{pname}: type"
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        _, default, hint = fields[pname]
+        assert p["type"] == mlflow_type(hint), f"{name}.{pname}: type"
         shown = str(p["default"]).lower() if isinstance(default, bool) else p["default"]
         expected = str(default).lower() if isinstance(default, bool) else default
         if isinstance(expected, float | int) and not isinstance(expected, bool):

@@ -223,15 +223,25 @@ def test_label_phase_killed_locally_resumes_with_executor_ray(cluster, mlflow_st
 
 def test_micro_training_on_ray_equals_local(cluster, small_shop, shop_spec, tiny_student, local_labels,
                                             one_torch_thread) -> None:
+    from dataclasses import replace
+
     from teachable.label.labeling import finalize
-    from teachable.training.micro import MicroConfig, MicroSetup, micro_validate, stratified_sample
+    from teachable.training.micro import (
+        MICRO_RECIPE,
+        MicroConfig,
+        MicroSetup,
+        micro_validate,
+        stratified_sample,
+    )
 
     records, _ = finalize([LabeledSnapshot.from_dict(r) for r in local_labels], CONFIG)
-    config = MicroConfig(per_quadrant=1, steps=1, n_rollouts=4, max_steps=10, n_boot=50, device="cpu")
-    local = micro_validate(records, base_model=tiny_student, shop=small_shop, config=config, show_progress=False)
+    config = MicroConfig(per_quadrant=1, n_rollouts=4, max_steps=10, n_boot=50, device="cpu")
+    recipe = replace(MICRO_RECIPE, train_steps=1)
+    local = micro_validate(records, base_model=tiny_student, shop=small_shop, config=config, recipe=recipe,
+                           show_progress=False)
     assert len(local["snapshots"]) >= 2
     with RayExecutor(MicroSetup(shop_spec, tiny_student, config), workers=2) as executor:
-        remote = micro_validate(records, base_model=tiny_student, config=config, executor=executor,
+        remote = micro_validate(records, base_model=tiny_student, config=config, recipe=recipe, executor=executor,
                                 show_progress=False)
     # rows in the order of the stratified sample, whichever actor finished first
     sample = stratified_sample(records, config.per_quadrant, config.seed)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import mlflow
@@ -15,7 +16,6 @@ from teachable.policy import ExpertPolicy, RandomPolicy
 from teachable.prompting import render_prompt
 from teachable.records import LabeledSnapshot, read_jsonl
 from teachable.recovery import (
-    RecoveryConfig,
     RecoveryError,
     RecoveryExample,
     expert_continuations,
@@ -47,9 +47,13 @@ def test_snapshots_are_chosen_by_l_upper_highest_first() -> None:
 @pytest.mark.parametrize(("name", "value", "match"), [
     ("min_l_upper", 1.5, "min_l_upper .* \\[-1, 1\\]"), ("max_snapshots", -1, "max_snapshots must be >= 0"),
     ("learning_rate", 0.0, "learning_rate=0.0 must be > 0"), ("heldout_goals", -1, "heldout_goals must be >= 0")])
-def test_config_validation(name: str, value: float, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        RecoveryConfig(**{name: value})
+def test_config_validation(name: str, value: float, match: str, capsys) -> None:
+    from entry_points import recovery
+
+    with pytest.raises(SystemExit) as exit_info:
+        recovery.main([f"--{name}", str(value)])  # every config of the phase checks its own values
+    assert exit_info.value.code == 2
+    assert re.search(match, capsys.readouterr().err)
 
 
 @pytest.fixture(scope="module")

@@ -125,7 +125,9 @@ def test_predictor_table_and_curves() -> None:
 def test_report_config_checks_formats() -> None:
     with pytest.raises(ValueError, match="figure_formats='gif'"):
         ReportConfig(figure_formats="gif")
-    assert ReportConfig().refs()["select"] == "latest"
+    from entry_points.report import ReportArgs
+
+    assert ReportArgs().refs()["select"] == "latest"
 
 
 def logged_run(phase: str, frames: dict[str, pd.DataFrame], params: dict[str, str]) -> str:

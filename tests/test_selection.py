@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from teachable.evaluation import EvalConfig
 from teachable.records import LabeledSnapshot
 from teachable.selection import (
     COMPARISON_COLUMNS,
@@ -205,7 +206,7 @@ def test_method_comparisons_pair_items_and_average_seeds() -> None:
     data = (rows("random_K2_seed0", {"a": 0, "b": 0, "c": 0}) + rows("random_K2_seed1", {"a": 1, "b": 1, "c": 0})
             + rows("predictor_K2", {"a": 1, "b": 1, "c": 1, "d": 1})  # d: random never played it, not paired
             + rows("oracle_K2", {"a": 0, "b": 0, "c": 0}) + rows("predictor_K2", {"x": 1}, "heldout"))
-    out = {(r["method"], r["versus"], r["set"]): r for r in method_comparisons(data, cells, SelectConfig(n_boot=200))}
+    out = {(r["method"], r["versus"], r["set"]): r for r in method_comparisons(data, cells, EvalConfig(n_boot=200))}
     assert set(out) == {("predictor", "random", "failures"), ("oracle", "random", "failures"),
                         ("oracle", "predictor", "failures")}  # no entropy cell, no heldout rows for random
     vs_random = out["predictor", "random", "failures"]

@@ -19,7 +19,9 @@ from teachable.prompting import Context, completion_text
 from teachable.training.sft import (
     META_FILE,
     SFTSettings,
+    adapter_base,
     build_trainer,
+    check_adapter_base,
     encode_examples,
     micro_update,
     train_lora,
@@ -101,6 +103,25 @@ def test_training_lowers_the_loss_and_saves_only_the_adapter(trained, base_dir: 
     assert meta["base_model"] == str(base_dir.resolve()) and meta["adapter_init"] is None
     assert meta["n_examples"] == 16 and meta["train_loss"] == pytest.approx(metrics["train_loss"])
     assert meta["settings"] == {**vars(SETTINGS)}
+    assert meta["base"]["kind"] == "folder" and meta["base"]["id"] == str(base_dir.resolve())
+    assert adapter_base(out) == str(base_dir.resolve())
+
+
+def test_an_adapter_is_refused_on_another_base(trained, base_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    out, _ = trained
+    assert {p.name for p in out.iterdir()} & {"base_model.json"} == set()  # one provenance file
+    copy = tmp_path / "copy_of_base"
+    shutil.copytree(base_dir, copy)
+    check_adapter_base(out, str(copy))  # a copy of the same base (e.g. a fresh download) is fine
+    config = json.loads((copy / "config.json").read_text())
+    config["num_hidden_layers"] += 1
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="trained on another base model"):
+        check_adapter_base(out, str(copy))
+    with pytest.raises(FileNotFoundError, match="not an adapter folder"):
+        adapter_base(tmp_path)
 
 
 def test_the_adapter_raises_the_trained_completion(trained, base_dir: Path, base_policy: LMPolicy,

@@ -54,11 +54,8 @@ TEACHERS = ("offline", "openai")
 
 @dataclass
 class LabelConfig(ExecutorConfig):
-    """The `label` phase: branched-rollout labels for mined failure snapshots."""
+    """How mined failure snapshots are labeled by branched rollouts (the `label` phase)."""
 
-    mine_run: str = field(default="latest", metadata={"help": "mine run: latest or a run id"})
-    student: str = field(default="latest", metadata={"help": "student model: latest, a run id, models:/name@alias, a local folder or smollm2"})
-    data_dir: str = field(default="", metadata={"help": "folder with WebShop's files; empty: the embedded generated catalogue"})
     max_snapshots: int = field(default=200, metadata={"help": "label at most this many snapshots, drawn with the seed (0: all)"})
     teacher: str = field(default="offline", metadata={"help": "offline (expert-based) or openai (any OpenAI-compatible endpoint)"})
     teacher_model: str = field(default="gpt-4.1-mini", metadata={"help": "model name for the openai teacher"})
@@ -85,7 +82,6 @@ class LabelConfig(ExecutorConfig):
     max_steps: int = field(default=15, metadata={"help": "episode length limit (counted from the episode's start)"})
     snapshot_batch: int = field(default=16, metadata={"help": "snapshots labeled together (their branches step in lockstep)"})
     branch_batch: int = field(default=128, metadata={"help": "branch episodes stepped together"})
-    resume_run: str = field(default="", metadata={"help": "continue this unfinished label run (empty: a new run, or the unfinished run with the same parameters)"})
     seed: int = field(default=0, metadata={"help": "seed of the snapshot draw and of every branch"})
 
     def __post_init__(self) -> None:

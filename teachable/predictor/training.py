@@ -31,30 +31,23 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class PredictorConfig(FeatureConfig, PredictorSettings):
-    """The `train_predictor` phase: features, both back ends, the split and the ranking metrics."""
+class PredictorConfig:
+    """How predictors are chosen (the `train_predictor` phase): the back end, the split and the
+    ranking metrics; the features are a `FeatureConfig`, the models' settings `PredictorSettings`."""
 
-    label_run: str = field(default="latest", metadata={"help": "label run: latest or a run id"})
     backend: str = field(default="auto", metadata={"help": "auto (the better validation NDCG@k), lightgbm or mlp"})
     k: int = field(default=8, metadata={"help": "k of NDCG@k and precision@k"})
     valid_fraction: float = field(default=0.5, metadata={"help": "share of trajectories held out for validation (select on the same label run picks from this side only)"})
     n_random: int = field(default=20, metadata={"help": "seeds of the random baseline"})
+    seed: int = field(default=0, metadata={"help": "seed of the split, the models and the random baseline"})
 
     def __post_init__(self) -> None:
-        FeatureConfig.__post_init__(self)
-        PredictorSettings.__post_init__(self)
         if self.backend not in ("auto", *BACKENDS):
             raise ValueError(f"backend must be auto, lightgbm or mlp, got {self.backend!r}.")
         if self.k < 1 or self.n_random < 1:
             raise ValueError(f"k and n_random must be >= 1, got k={self.k}, n_random={self.n_random}.")
         if not 0.0 < self.valid_fraction < 1.0:
             raise ValueError(f"valid_fraction must lie strictly between 0 and 1, got {self.valid_fraction}.")
-
-    def feature_config(self) -> FeatureConfig:
-        return FeatureConfig(**{f: getattr(self, f) for f in FeatureConfig.__dataclass_fields__})
-
-    def settings(self) -> PredictorSettings:
-        return PredictorSettings(**{f: getattr(self, f) for f in PredictorSettings.__dataclass_fields__})
 
 
 @dataclass
@@ -114,8 +107,11 @@ def _choose(by_model: dict[str, dict[str, float]], k: int) -> str:
     return max(BACKENDS, key=key)  # max keeps the first of equals: lightgbm
 
 
-def train_predictors(records: Sequence[LabeledSnapshot], config: PredictorConfig) -> PredictorResult:
-    """Fit both back ends, rank the validation snapshots, compare with the baselines, choose one.
+def train_predictors(records: Sequence[LabeledSnapshot], config: PredictorConfig,
+                     fconfig: FeatureConfig | None = None, settings: PredictorSettings | None = None) -> PredictorResult:
+    """Fit both back ends (with `settings`, default `PredictorSettings()`) on the features of
+    `fconfig` (default `FeatureConfig()`), rank the validation snapshots, compare with the
+    baselines, choose one.
 
     Raises:
         ValueError: too few labeled snapshots or trajectories to split.
@@ -124,7 +120,8 @@ def train_predictors(records: Sequence[LabeledSnapshot], config: PredictorConfig
     if len(usable) < 4:
         raise ValueError(f"{len(usable)} labeled snapshots with an ELP_net; the predictor needs at least 4 "
                          "(label more snapshots with max_snapshots).")
-    fconfig = config.feature_config()
+    fconfig = fconfig or FeatureConfig()
+    settings = settings or PredictorSettings()
     fingerprint = feature_fingerprint(fconfig)
     features = compute_features(usable, fconfig)
     train, valid = trajectory_split([r.traj_id for r in usable], config.valid_fraction, config.seed)
@@ -132,7 +129,6 @@ def train_predictors(records: Sequence[LabeledSnapshot], config: PredictorConfig
     routes = [r.route for r in usable]
     x_train, x_valid = features.iloc[train], features.iloc[valid]
     y_valid = y[valid]
-    settings = config.settings()
     by_model: dict[str, dict[str, float]] = {}
     metrics: list[dict[str, Any]] = []
     curves: list[dict[str, Any]] = []

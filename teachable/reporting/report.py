@@ -39,20 +39,13 @@ from teachable.reporting.tables import TABLE_FORMATS, write_table
 
 log = logging.getLogger(__name__)
 FIGURE_FORMATS: tuple[str, ...] = ("png", "pdf", "svg")
-REPORT_PHASES: tuple[str, ...] = ("label", "train_matrix", "evaluate", "train_predictor", "select", "recovery")
 SKIP = "none"
 
 
 @dataclass
 class ReportConfig:
-    """The `report` phase: figures and tables from the runs of the other phases."""
+    """The formats of the report (the `report` phase: figures and tables from the runs of the other phases)."""
 
-    label_run: str = field(default="latest", metadata={"help": "label run: latest, a run id, or none (leave out)"})
-    train_matrix_run: str = field(default="latest", metadata={"help": "train_matrix run: latest, a run id, or none"})
-    evaluate_run: str = field(default="latest", metadata={"help": "evaluate run: latest, a run id, or none"})
-    train_predictor_run: str = field(default="latest", metadata={"help": "train_predictor run: latest, a run id, or none"})
-    select_run: str = field(default="latest", metadata={"help": "select run: latest, a run id, or none"})
-    recovery_run: str = field(default="latest", metadata={"help": "recovery run: latest, a run id, or none"})
     figure_formats: str = field(default="png,pdf", metadata={"help": f"comma-separated figure formats ({', '.join(FIGURE_FORMATS)})"})
     table_formats: str = field(default="csv,md,tex", metadata={"help": f"comma-separated table formats ({', '.join(TABLE_FORMATS)})"})
 
@@ -62,10 +55,6 @@ class ReportConfig:
             unknown = [f for f in chosen if f not in allowed]
             if unknown or not chosen:
                 raise ValueError(f"{name}={getattr(self, name)!r}: use a comma-separated subset of {', '.join(allowed)}.")
-
-    def refs(self) -> dict[str, str]:
-        """The run reference of each phase."""
-        return {phase: getattr(self, f"{phase}_run") for phase in REPORT_PHASES}
 
 
 def split_list(text: str) -> list[str]:

@@ -22,7 +22,6 @@ from teachable.records import LabeledSnapshot
 from teachable.seeding import seeded_rng
 from teachable.supervision.examples import routed_format
 from teachable.supervision.formats import FORMATS
-from teachable.training.sft import LoraRecipe
 
 log = logging.getLogger(__name__)
 BASELINES: tuple[str, ...] = ("B1_uniform", "B2_all")
@@ -34,13 +33,10 @@ class EmptyCellError(ValueError):
 
 
 @dataclass
-class MatrixConfig(LoraRecipe):
-    """The `train_matrix` phase: 12 quadrant x format adapters and 2 baselines, each trained with
-    the LoRA recipe of select and recovery (`LoraRecipe`: lora_*, learning_rate, epochs per cell,
-    train_steps, train_batch_size)."""
+class MatrixConfig:
+    """The cells of the training matrix (the `train_matrix` phase): 12 quadrant x format adapters
+    and 2 baselines, each trained with one `LoraRecipe` (as select and recovery train theirs)."""
 
-    label_run: str = field(default="latest", metadata={"help": "label run: latest or a run id"})
-    student: str = field(default="label", metadata={"help": "base model: label (the label run's student), latest, a run id, models:/..., or a folder"})
     cells: str = field(default="", metadata={"help": "comma-separated cells to train (empty: all 14), e.g. Q1_highU_highL__demo,B2_all"})
     examples_per_cell: int = field(default=32, metadata={"help": "example budget of each quadrant cell and of B1_uniform"})
     device: str = field(default="", metadata={"help": "cpu, cuda, ... (empty: cuda when available)"})

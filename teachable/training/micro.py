@@ -1,7 +1,7 @@
 """Micro-training validation of the CPT labels (phase 1b).
 
 Does a snapshot's ELP_net predict what training on it does? For a stratified sample of labeled
-snapshots (the same number per quadrant), a tiny LoRA update (`steps` optimiser steps) is made
+snapshots (the same number per quadrant), a tiny LoRA update (`MICRO_RECIPE`: `train_steps` optimiser steps) is made
 on the snapshot's supervision in its route's format (DEMO when the route is `none`); then the
 student's success from the snapshot state is measured before and after with the same branch
 seeds (common random numbers), and `micro_gain = p_after - p_before`. The figure of merit is
@@ -34,23 +34,23 @@ from teachable.rollouts import EpisodeSpec, run_episodes
 from teachable.seeding import derive_seed, seeded_rng
 from teachable.stats import paired_bootstrap_interval, spearman
 from teachable.supervision.examples import routed_format, supervision_pair
-from teachable.training.sft import SFTSettings, micro_update
+from teachable.training.sft import LoraRecipe, micro_update
 from webshop_env.env import Shop
 
 log = logging.getLogger(__name__)
 
 
+# a micro update: two steps on the one example of a snapshot, at a high rate, without dropout
+MICRO_RECIPE = LoraRecipe(lora_r=8, lora_alpha=16, lora_dropout=0.0, learning_rate=5e-3, epochs=1.0, train_steps=2,
+                          train_batch_size=1)
+
+
 @dataclass
 class MicroConfig(ExecutorConfig):
-    """The `micro_train` phase: tiny LoRA updates per snapshot, gain vs ELP_net."""
+    """How tiny LoRA updates per snapshot are measured against ELP_net (the `micro_train` phase;
+the update's own settings are a `LoraRecipe`, `MICRO_RECIPE` by default)."""
 
-    label_run: str = field(default="latest", metadata={"help": "label run: latest or a run id"})
-    student: str = field(default="label", metadata={"help": "student model: label (the label run's student), latest, a run id, models:/..., or a folder"})
-    data_dir: str = field(default="", metadata={"help": "folder with WebShop's files; empty: the embedded generated catalogue"})
     per_quadrant: int = field(default=6, metadata={"help": "snapshots drawn per quadrant"})
-    steps: int = field(default=2, metadata={"help": "optimiser steps of each micro update"})
-    learning_rate: float = field(default=5e-3, metadata={"help": "learning rate of the micro update"})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
     n_rollouts: int = field(default=16, metadata={"help": "branches before and after the update, same seeds"})
     temperature: float = field(default=1.0, metadata={"help": "student sampling temperature"})
     max_steps: int = field(default=15, metadata={"help": "episode length limit"})
@@ -61,7 +61,7 @@ class MicroConfig(ExecutorConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("per_quadrant", "steps", "n_rollouts", "max_steps", "n_boot"):
+        for name in ("per_quadrant", "n_rollouts", "max_steps", "n_boot"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
 
@@ -123,17 +123,17 @@ def micro_world(shop: Shop, base_model: str, config: MicroConfig) -> MicroWorld:
     return MicroWorld(shop, base_model, base)
 
 
-def micro_row(world: MicroWorld, record: LabeledSnapshot, config: MicroConfig) -> dict[str, Any]:
-    """Micro-train on one snapshot: its success from the snapshot before and after the update."""
+def micro_row(world: MicroWorld, record: LabeledSnapshot, config: MicroConfig,
+              recipe: LoraRecipe = MICRO_RECIPE) -> dict[str, Any]:
+    """Micro-train on one snapshot with `recipe` (its `train_steps` steps): its success from the
+    snapshot before and after the update."""
     device = config.device or None
-    settings = SFTSettings(learning_rate=config.learning_rate, lora_r=config.lora_r, lora_alpha=2 * config.lora_r,
-                           lora_dropout=0.0, seed=config.seed, batch_size=1, disable_tqdm=True)
     fmt = routed_format(record)
     ctx, action = supervision_pair(record, fmt)
     before = success_from(world.shop, world.base, record, config)
     with tempfile.TemporaryDirectory() as tmp:
         micro_update(world.base_model, [(world.base.prompt(ctx), world.base.completion(ctx, action))], Path(tmp) / "adapter",
-                     steps=config.steps, settings=settings, device=device)
+                     steps=recipe.train_steps, settings=recipe.sft_settings(config.seed), device=device)
         adapted = LMPolicy.from_pretrained(world.base_model, adapter=str(Path(tmp) / "adapter"), device=device,
                                            temperature=config.temperature, **batch_settings(config))
         after = success_from(world.shop, adapted, record, config)
@@ -142,7 +142,7 @@ def micro_row(world: MicroWorld, record: LabeledSnapshot, config: MicroConfig) -
 
 
 def micro_validate(records: Sequence[LabeledSnapshot], *, base_model: str, shop: Shop | None = None,
-                   config: MicroConfig, show_progress: bool = True,
+                   config: MicroConfig, recipe: LoraRecipe = MICRO_RECIPE, show_progress: bool = True,
                    executor: Executor | None = None) -> dict[str, Any]:
     """Micro-train on each sampled snapshot and relate the gains to ELP_net.
 
@@ -151,6 +151,7 @@ def micro_validate(records: Sequence[LabeledSnapshot], *, base_model: str, shop:
         base_model: the student's model folder (or `smollm2`).
         shop: the shop, to micro-train in this process (not needed with `executor`).
         config: the micro_train configuration.
+        recipe: the LoRA settings of each update; `train_steps` (>= 1) steps on the snapshot's example.
         show_progress: show a progress bar.
         executor: runs one snapshot per batch on workers built on a `MicroSetup`.
 
@@ -159,9 +160,11 @@ def micro_validate(records: Sequence[LabeledSnapshot], *, base_model: str, shop:
         summary has n, spearman, low, high (a 95% paired bootstrap interval).
 
     Raises:
-        ValueError: no labeled snapshot has a quadrant and teacher advice, or neither a shop nor
-            an executor was given.
+        ValueError: no labeled snapshot has a quadrant and teacher advice, neither a shop nor an
+            executor was given, or `recipe.train_steps` < 1.
     """
+    if recipe.train_steps < 1:
+        raise ValueError(f"train_steps={recipe.train_steps}: a micro update is a number of steps; pass train_steps >= 1.")
     sample = stratified_sample(records, config.per_quadrant, config.seed)
     if not sample:
         raise ValueError("no labeled snapshot has a quadrant and teacher advice; label snapshots first.")
@@ -170,7 +173,7 @@ def micro_validate(records: Sequence[LabeledSnapshot], *, base_model: str, shop:
             raise ValueError("micro_validate needs a shop (to micro-train here) or an executor built on a MicroSetup.")
         executor = LocalExecutor(micro_world(shop, base_model, config))
     done: dict[int, dict[str, Any]] = {}
-    for i, row in tqdm(executor.map(partial(micro_row, config=config), sample), total=len(sample),
+    for i, row in tqdm(executor.map(partial(micro_row, config=config, recipe=recipe), sample), total=len(sample),
                        desc="micro-training", unit="snapshot", disable=not show_progress):
         done[i] = row
     rows = [done[i] for i in range(len(sample))]

@@ -11,7 +11,9 @@ the examples reach TRL pre-tokenized, as `input_ids` plus a `completion_mask`; w
 
 `train_lora` trains a new adapter (or continues `adapter_init`) and saves only the adapter,
 the tokenizer, the base model's prompt settings (`teachable_policy.json`) and
-`adapter_meta.json` into `out_dir`; load it with `LMPolicy.from_pretrained(base, adapter=out_dir)`.
+`adapter_meta.json` (the adapter's one provenance file: its base, with the base's kind, revision
+and content fingerprint, the training settings and outcome) into `out_dir`; load it with
+`LMPolicy.from_pretrained(base, adapter=out_dir)`, after `check_adapter_base`.
 `micro_update` is the same path for a step or two on one snapshot's examples.
 """
 
@@ -35,13 +37,20 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from teachable.models import SMOLLM2_PRESET, is_hub_id, load_model, resolve_device
+from teachable.models import (
+    SMOLLM2_PRESET,
+    is_hub_id,
+    load_model,
+    model_fingerprint,
+    model_reference,
+    resolve_device,
+)
 from teachable.policy.lm import SETTINGS_FILE, LMPolicy
 
 logger = logging.getLogger(__name__)
 
 META_FILE = "adapter_meta.json"
-META_SCHEMA_VERSION = 1
+META_SCHEMA_VERSION = 2
 TRAIN_METHODS = ("lora", "full")
 
 
@@ -99,8 +108,9 @@ class SFTSettings:
 
 @dataclass
 class LoraRecipe:
-    """The LoRA SFT recipe of a phase config that trains adapters (the matrix cells' defaults);
-    the config also has `seed`."""
+    """The LoRA SFT recipe every adapter is trained with: the matrix cells, select, recovery and
+    micro-training (each phase with its own defaults) and the student's LoRA clone of a
+    pretrained base. `sft_settings` adds the seed and the trainer-level settings of a phase."""
 
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
@@ -110,11 +120,17 @@ class LoraRecipe:
     train_steps: int = field(default=-1, metadata={"help": "optimiser steps (overrides epochs when > 0)"})
     train_batch_size: int = field(default=8, metadata={"help": "examples per optimiser step"})
 
-    def sft_settings(self) -> SFTSettings:
-        """The SFT hyperparameters of this recipe (validated by `SFTSettings`)."""
-        return SFTSettings(lora_r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
-                           learning_rate=self.learning_rate, epochs=self.epochs, max_steps=self.train_steps,
-                           batch_size=self.train_batch_size, seed=getattr(self, "seed", 0), disable_tqdm=True)
+    def __post_init__(self) -> None:
+        self.sft_settings(seed=0)  # SFTSettings checks every value
+
+    def sft_settings(self, seed: int, **trainer: Any) -> SFTSettings:
+        """The SFT hyperparameters of this recipe with `seed`; `trainer` sets (or overrides) any
+        other `SFTSettings` field (validated by `SFTSettings`)."""
+        recipe = {"lora_r": self.lora_r, "lora_alpha": self.lora_alpha, "lora_dropout": self.lora_dropout,
+                  "learning_rate": self.learning_rate, "epochs": self.epochs, "max_steps": self.train_steps,
+                  "batch_size": self.train_batch_size, "seed": seed, "disable_tqdm": True}
+        return SFTSettings(**{**recipe, **trainer})
+
 
 def train_lora(base_model: str, examples: Sequence[tuple[str, str]], out_dir: str | Path,
                settings: SFTSettings, *, adapter_init: str | None = None, report_to: str = "none",
@@ -403,12 +419,43 @@ def _save(model: Any, tokenizer: Any, out: Path, *, base_model: str, adapter_ini
     meta = {
         "schema_version": META_SCHEMA_VERSION,
         "base_model": str(Path(base_model).expanduser().resolve()) if is_folder else base_model,
+        "base": model_reference(base_model),
         "adapter_init": str(Path(adapter_init).expanduser().resolve()) if adapter_init else None,
         "n_examples": metrics["n_examples"], "n_truncated": metrics["n_truncated"], "steps": metrics["steps"],
         "train_loss": metrics["train_loss"], "mean_train_loss": metrics["mean_train_loss"],
         "settings": asdict(settings),
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def adapter_base(adapter_dir: str | Path) -> str:
+    """The base model an adapter folder records (as `train_lora` was given it, a folder resolved).
+
+    Raises:
+        FileNotFoundError: the folder has no `adapter_meta.json` (it was not written by `train_lora`).
+    """
+    meta = Path(adapter_dir) / META_FILE
+    if not meta.is_file():
+        raise FileNotFoundError(f"{adapter_dir} is not an adapter folder written by train_lora (no {META_FILE}).")
+    return json.loads(meta.read_text())["base_model"]
+
+
+def check_adapter_base(adapter_dir: str | Path, base_model: str) -> None:
+    """Refuse an adapter trained on another base model than `base_model` (a copy of the same
+    base, e.g. a fresh download, is the same: the content fingerprints are compared).
+
+    Raises:
+        ValueError: the adapter records another base model's fingerprint.
+    """
+    meta = Path(adapter_dir) / META_FILE
+    recorded = json.loads(meta.read_text()).get("base") if meta.is_file() else None
+    if recorded is None:
+        logger.warning("adapter %s does not record its base model's fingerprint; it is assumed to match %s",
+                       adapter_dir, base_model)
+        return
+    if recorded["fingerprint"] != model_fingerprint(base_model):
+        raise ValueError(f"adapter {adapter_dir} was trained on another base model ({recorded['id']}) than the "
+                         f"evaluated base {base_model}; evaluate it with its own base or retrain it.")
 
 
 class _LogLastStep(TrainerCallback):
