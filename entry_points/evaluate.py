@@ -29,7 +29,7 @@ from entry_points.cli import ShopArgs, UpstreamError, parse_configs, run_cli
 from entry_points.comparison import log_comparison
 from entry_points.datasets import EVALUATION
 from entry_points.lm_registry import ADAPTER_MODEL, set_best_aliases
-from entry_points.runs import executor_metrics, log_metrics, start_phase
+from entry_points.runs import TrackingArgs, executor_metrics, log_metrics, start_phase
 from entry_points.upstream import (
     download_artifact,
     label_run_rollouts,
@@ -61,7 +61,7 @@ class EvaluateArgs:
     device: str = field(default="", metadata={"help": "cpu, cuda, ... (empty: cuda when available)"})
 
 
-CONFIG = (EvaluateArgs, ShopArgs, EvalConfig)
+CONFIG = (EvaluateArgs, ShopArgs, EvalConfig, TrackingArgs)
 
 
 def adapters_of_matrix(config: EvaluateArgs) -> tuple[str, str, dict[str, dict]]:
@@ -111,7 +111,7 @@ def _version(uri: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    configs = args, shop_args, config = parse_configs(CONFIG, argv, __doc__)
+    configs = args, shop_args, config, _ = parse_configs(CONFIG, argv, __doc__)
     with start_phase(PHASE, configs):
         base_model, label_ref, cells = single_adapter(args) if args.adapter else adapters_of_matrix(args)
         label_up = resolve_upstream("label", label_ref, "label_run")

@@ -37,7 +37,7 @@ from mlflow.tracking import MlflowClient
 
 from entry_points.cli import ShopArgs, UpstreamError, parse_configs, run_cli
 from entry_points.datasets import TRAINING
-from entry_points.runs import PROJECT_ROOT, executor_metrics, log_metrics, start_phase
+from entry_points.runs import PROJECT_ROOT, TrackingArgs, executor_metrics, log_metrics, start_phase
 from entry_points.tracing import teacher_tracer
 from entry_points.upstream import log_records, read_records, resolve_model, resolve_upstream
 from entry_points.workfiles import model_identity, open_work, resumed_work_key
@@ -72,7 +72,7 @@ class LabelArgs:
     resume_run: str = field(default="", metadata={"help": "continue this unfinished label run (empty: a new run, or the unfinished run with the same parameters)"})
 
 
-CONFIG = (LabelArgs, ShopArgs, LabelConfig)
+CONFIG = (LabelArgs, ShopArgs, LabelConfig, TrackingArgs)
 
 
 def check_catalogue(snapshots: Sequence[Snapshot], mine_run_id: str, data_dir: str) -> None:
@@ -103,7 +103,7 @@ def _catalogue_name(data_dir: str | None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    configs = args, shop_args, config = parse_configs(CONFIG, argv, __doc__)
+    configs = args, shop_args, config, _ = parse_configs(CONFIG, argv, __doc__)
     with start_phase(PHASE, configs), ExitStack() as stack:
         mine = resolve_upstream("mine", args.mine_run, "mine_run")
         snapshots = read_jsonl(read_records(mine.run_id, FAILURE_SNAPSHOTS, f"mine_run={args.mine_run!r}",

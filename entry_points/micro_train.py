@@ -21,7 +21,7 @@ from pathlib import Path
 import mlflow
 
 from entry_points.cli import ShopArgs, parse_configs, run_cli
-from entry_points.runs import executor_metrics, log_metrics, start_phase
+from entry_points.runs import TrackingArgs, executor_metrics, log_metrics, start_phase
 from entry_points.upstream import labeled_inputs
 from teachable.executor import PolicySpec, ShopSpec, make_executor
 from teachable.training.micro import MICRO_RECIPE, MicroConfig, MicroSetup, micro_validate
@@ -37,11 +37,11 @@ class MicroArgs:
     student: str = field(default="label", metadata={"help": "student model: label (the label run's student), latest, a run id, models:/..., or a folder"})
 
 
-CONFIG = (MicroArgs, ShopArgs, MicroConfig, MICRO_RECIPE)
+CONFIG = (MicroArgs, ShopArgs, MicroConfig, MICRO_RECIPE, TrackingArgs)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    configs = args, shop_args, config, recipe = parse_configs(CONFIG, argv, __doc__)
+    configs = args, shop_args, config, recipe, _ = parse_configs(CONFIG, argv, __doc__)
     with start_phase(PHASE, configs):
         _, records, base_model = labeled_inputs(args.label_run, args.student)
         setup = MicroSetup(ShopSpec.of(shop_args.data_dir), base_model, config)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from entry_points.cli import PhaseError, parse_configs, run_cli
 from entry_points.datasets import TRAINING
-from entry_points.runs import log_metrics, start_phase
+from entry_points.runs import TrackingArgs, log_metrics, start_phase
 from entry_points.upstream import log_records, read_records, resolve_upstream
 from teachable.mining import MiningConfig, mine_failures, parse_offsets
 from teachable.names import FAILURE_SNAPSHOTS, ROLLOUTS
@@ -33,7 +33,7 @@ class MineArgs:
     rollouts_run: str = field(default="latest", metadata={"help": "rollouts run: latest or a run id"})
 
 
-CONFIG = (MineArgs, MiningConfig)
+CONFIG = (MineArgs, MiningConfig, TrackingArgs)
 
 
 class NoFailuresError(PhaseError):
@@ -41,7 +41,7 @@ class NoFailuresError(PhaseError):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    configs = args, config = parse_configs(CONFIG, argv, __doc__)
+    configs = args, config, _ = parse_configs(CONFIG, argv, __doc__)
     with start_phase(PHASE, configs):
         up = resolve_upstream("rollouts", args.rollouts_run, "rollouts_run")
         rollouts = read_records(up.run_id, ROLLOUTS, f"rollouts_run={args.rollouts_run!r}", TRAINING)

@@ -43,6 +43,7 @@ from entry_points.reuse import PIPELINE_UPSTREAM_TAG, expected_params, find_reus
 from entry_points.runs import (
     PHASE_TAG,
     PROJECT_ROOT,
+    TrackingArgs,
     code_version,
     log_metrics,
     start_phase,
@@ -105,7 +106,7 @@ SIZES: dict[str, tuple[tuple[str, str], ...]] = {
     "recovery_max_snapshots": (("recovery", "max_snapshots"),),
 }
 # given to every phase that has the parameter
-GLOBAL_PARAMS = ("data_dir", "seed", "policy_batch", "dtype", "device_map", "attn_implementation")
+GLOBAL_PARAMS = ("data_dir", "seed", "policy_batch", "dtype", "device_map", "attn_implementation", "system_metrics")
 GATED_PHASE = "label"  # the competence gate stands before it: labels of a student out of band measure nothing
 DEGENERATE_TAG = "teachable.allow_degenerate"
 
@@ -181,7 +182,7 @@ class PipelineConfig:
         return out
 
 
-CONFIG = (PipelineConfig,)
+CONFIG = (PipelineConfig, TrackingArgs)
 
 
 def project_parameters(root: Path = PROJECT_ROOT) -> dict[str, set[str]]:
@@ -196,13 +197,15 @@ def missing_entry_points(phases: Sequence[str], root: Path = PROJECT_ROOT) -> li
     return [p for p in phases if p not in declared or not (root / "entry_points" / f"{p}.py").is_file()]
 
 
-def phase_params(config: PipelineConfig, phase: str, known: set[str], inputs: dict[str, str]) -> dict[str, str]:
-    """The parameters a phase is started with: global ones, sizes, upstream run ids, then overrides.
+def phase_params(config: PipelineConfig, phase: str, known: set[str], inputs: dict[str, str],
+                 tracking: TrackingArgs | None = None) -> dict[str, str]:
+    """The parameters a phase is started with: global ones (with the pipeline's `tracking`),
+    sizes, upstream run ids, then overrides.
 
     Raises:
         PipelineError: an override names a parameter the phase does not have.
     """
-    texts = config_params(config)
+    texts = config_params((config, tracking or TrackingArgs()))
     params = {name: texts[name] for name in GLOBAL_PARAMS if name in known}
     for name, targets in SIZES.items():
         for target_phase, param in targets:
@@ -308,8 +311,8 @@ def competence_gate(upstream: dict[str, str], allow_degenerate: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    (config,) = parse_configs(CONFIG, argv, __doc__)
-    with start_phase(PHASE, config) as run:
+    configs = config, tracking = parse_configs(CONFIG, argv, __doc__)
+    with start_phase(PHASE, configs) as run:
         plan = config.phase_list()
         missing = missing_entry_points(plan)
         if missing:
@@ -325,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             start = time.perf_counter()
             overridden = set(config.override_map().get(phase, {}))
             inputs, upstream = resolve_inputs(phase, done, overridden, experiment_id)
-            params = phase_params(config, phase, declared[phase], inputs)
+            params = phase_params(config, phase, declared[phase], inputs, tracking)
             if phase == GATED_PHASE:
                 competence_gate(upstream, config.allow_degenerate)
             found = find_reusable([experiment_id], phase, expected_params(phase, params), upstream, version)

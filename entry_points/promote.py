@@ -36,7 +36,7 @@ from entry_points.predictor_registry import (
     predictor_version,
     validation_ndcg,
 )
-from entry_points.runs import log_metrics, start_phase
+from entry_points.runs import TrackingArgs, log_metrics, start_phase
 from entry_points.upstream import MODEL_URI_RE, model_version
 
 PHASE = "promote"
@@ -71,7 +71,7 @@ class PromoteConfig:
 
 # model parameter -> (registered model, the alias its phase gives a new version)
 MODELS = {"predictor": (PREDICTOR_MODEL, "challenger"), "student": (STUDENT_MODEL, CANDIDATE)}
-CONFIG = (PromoteConfig,)
+CONFIG = (PromoteConfig, TrackingArgs)
 
 
 def version_of(config: PromoteConfig, uri: str, param: str):
@@ -92,9 +92,9 @@ def version_of(config: PromoteConfig, uri: str, param: str):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    (config,) = parse_configs(CONFIG, argv, __doc__)
+    configs = config, _ = parse_configs(CONFIG, argv, __doc__)
     name = config.registered_name
-    with start_phase(PHASE, config):
+    with start_phase(PHASE, configs):
         ref = f"models:/{name}/{config.version}" if config.version else f"models:/{name}@{config.candidate_alias}"
         candidate = version_of(config, ref, "version" if config.version else "challenger")
         try:

@@ -26,7 +26,7 @@ import mlflow
 from entry_points.cli import ShopArgs, parse_configs, run_cli
 from entry_points.comparison import log_comparison
 from entry_points.lm_registry import ADAPTER_MODEL, base_reference, log_adapter
-from entry_points.runs import executor_metrics, log_metrics, log_series, start_phase
+from entry_points.runs import TrackingArgs, executor_metrics, log_metrics, log_series, start_phase
 from entry_points.upstream import label_run_rollouts, labeled_inputs
 from entry_points.workfiles import model_identity, open_work
 from teachable.evaluation import EvalConfig, build_eval_sets
@@ -53,13 +53,13 @@ class RecoveryArgs:
     device: str = field(default="", metadata={"help": "cpu, cuda, ... (empty: cuda when available)"})
 
 
-CONFIG = (RecoveryArgs, ShopArgs, RecoveryConfig, EvalConfig, LoraRecipe)
+CONFIG = (RecoveryArgs, ShopArgs, RecoveryConfig, EvalConfig, LoraRecipe, TrackingArgs)
 
 
 def train_and_register(configs: tuple, records: list[LabeledSnapshot], shop: Shop, base_model: str, adapter: Path,
                        tmp: Path) -> None:
     """Export the expert continuations, train the recovery adapter into `adapter`, log and register it."""
-    args, _, config, episodes, recipe = configs
+    args, _, config, episodes, recipe, _ = configs
     renderer = PromptRenderer.from_pretrained(base_model)  # prompts as the model was trained
     examples, counts = export_recovery(records, shop, config, episodes, render=renderer.prompt,
                                        complete=renderer.completion)
@@ -76,7 +76,7 @@ def train_and_register(configs: tuple, records: list[LabeledSnapshot], shop: Sho
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    configs = args, shop_args, _, config, _ = parse_configs(CONFIG, argv, __doc__)
+    configs = args, shop_args, _, config, _, _ = parse_configs(CONFIG, argv, __doc__)
     with start_phase(PHASE, configs) as run, tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         label_run_id, records, base_model = labeled_inputs(args.label_run, args.student)
         shop = shop_args.load()

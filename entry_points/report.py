@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from entry_points.cli import UpstreamError, parse_configs, run_cli
 from entry_points.datasets import EVALUATION
-from entry_points.runs import log_metrics, start_phase
+from entry_points.runs import TrackingArgs, log_metrics, start_phase
 from entry_points.upstream import (
     competence_warnings,
     download_artifact,
@@ -64,7 +64,7 @@ class ReportArgs:
         return {name.removesuffix("_run"): ref for name, ref in vars(self).items()}
 
 
-CONFIG = (ReportArgs, ReportConfig)
+CONFIG = (ReportArgs, ReportConfig, TrackingArgs)
 
 
 def optional_run(phase: str, ref: str) -> str | None:
@@ -123,7 +123,7 @@ def gather_inputs(config: ReportArgs) -> ReportInputs:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    configs = args, config = parse_configs(CONFIG, argv, __doc__)
+    configs = args, config, _ = parse_configs(CONFIG, argv, __doc__)
     with start_phase(PHASE, configs), tempfile.TemporaryDirectory() as tmp:
         inputs = gather_inputs(args)
         result = write_report(inputs, tmp, figure_formats=split_list(config.figure_formats),

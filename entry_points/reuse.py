@@ -6,8 +6,9 @@ A run is reused when all of these match:
 - status: FINISHED;
 - code version: its tag `teachable.code_version` (a hash of webshop_env/, teachable/,
   entry_points/ and the MLproject, set by `start_phase`) equals the current code's;
-- parameters: every parameter of the phase's config, as the run logged it, equals what the new
-  run would get (numbers compared as numbers, so `200` and `200.0` match);
+- parameters: every parameter of the phase's configs, as the run logged it, equals what the new
+  run would get (numbers compared as numbers, so `200` and `200.0` match), except how the run
+  was observed (`system_metrics`);
 - upstream runs: for every upstream phase, the run recorded the same run id (its
   `upstream.<phase>` tags, or the `teachable.pipeline.upstream` tag the pipeline sets on the runs
   it starts, for inputs that are not parameters, such as the champion a `select` run loaded).
@@ -25,7 +26,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from entry_points.cli import PhaseError, config_params, parse_configs
-from entry_points.runs import CODE_VERSION_TAG, PHASE_TAG
+from entry_points.runs import CODE_VERSION_TAG, OBSERVATION_PARAMS, PHASE_TAG
 
 PIPELINE_UPSTREAM_TAG = "teachable.pipeline.upstream"
 log = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ def mismatch(run: Run, params: Mapping[str, str], upstream: Mapping[str, str], c
         return "another code version"
     logged = run.data.params
     for key, value in params.items():
+        if key in OBSERVATION_PARAMS:
+            continue  # how the run was observed changes none of its results
         if key not in logged or not same_value(logged[key], value):
             return f"parameter {key}: {logged.get(key)!r} != {value!r}"
     recorded = run_upstream(run)

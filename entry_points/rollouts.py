@@ -20,7 +20,7 @@ from pathlib import Path
 import mlflow
 
 from entry_points.cli import ShopArgs, parse_configs, run_cli
-from entry_points.runs import executor_metrics, log_metrics, start_phase
+from entry_points.runs import TrackingArgs, executor_metrics, log_metrics, start_phase
 from entry_points.upstream import log_records, resolve_model
 from teachable.executor import PolicySpec
 from teachable.names import ROLLOUTS
@@ -46,11 +46,11 @@ class RolloutsArgs:
     student: str = field(default="latest", metadata={"help": "student model: latest, a run id, models:/name@alias, a local HF folder, smollm2, expert or random"})
 
 
-CONFIG = (RolloutsArgs, ShopArgs, RolloutsConfig)
+CONFIG = (RolloutsArgs, ShopArgs, RolloutsConfig, TrackingArgs)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    configs = args, shop_args, config = parse_configs(CONFIG, argv, __doc__)
+    configs = args, shop_args, config, _ = parse_configs(CONFIG, argv, __doc__)
     with start_phase(PHASE, configs):
         student = args.student if args.student in BUILTIN_POLICIES else resolve_model(args.student, "student")
         shop = shop_args.load()

@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -104,24 +105,39 @@ def code_version(root: Path = PROJECT_ROOT) -> str:
     return h.hexdigest()[:16]
 
 
-def system_metrics() -> bool:
-    """Whether phase runs log system metrics (CPU, memory, disk, network, GPU; `system/*`): yes
-    unless `MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING` is false (MLflow's own switch, whose default
-    this project turns on)."""
+@dataclass
+class TrackingArgs:
+    """How a phase's run is observed (every phase has it; it changes no result, so it is left out
+    of the reuse and work keys: see `OBSERVATION_PARAMS`)."""
+
+    system_metrics: bool = field(default=True, metadata={
+        "help": "sample CPU, memory, disk, network and GPU use as the run's system/* metrics (false: off)"})
+
+
+OBSERVATION_PARAMS = frozenset(f.name for f in fields(TrackingArgs))
+
+
+def system_metrics(configs: Any = ()) -> bool:
+    """Whether a phase run logs system metrics (CPU, memory, disk, network, GPU; `system/*`): yes
+    unless its `TrackingArgs.system_metrics` is false or `MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING`
+    is false (MLflow's own switch, whose default this project turns on)."""
     from mlflow.environment_variables import MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING as switch
 
-    return switch.get() if switch.defined else True
+    parts = configs if isinstance(configs, tuple | list) else (configs,)
+    asked = all(c.system_metrics for c in parts if isinstance(c, TrackingArgs))
+    return asked and (switch.get() if switch.defined else True)
 
 
 @contextmanager
 def start_phase(phase: str, config: Any, run_name: str | None = None) -> Iterator[Run]:
     """Start (or, under `mlflow run`, continue) the phase's run, named `run_name` or the phase:
-    tag the phase, log the config, sample system metrics (see `system_metrics`) until it ends.
+    tag the phase, log the config (one config or the phase's tuple of configs), sample system
+    metrics (see `system_metrics`) until it ends.
 
     An exception inside the block marks the run FAILED, so `latest` never picks it up.
     """
     setup_tracking()
-    with mlflow.start_run(run_name=run_name or phase, log_system_metrics=system_metrics()) as run:
+    with mlflow.start_run(run_name=run_name or phase, log_system_metrics=system_metrics(config)) as run:
         mlflow.set_tags({PHASE_TAG: phase, CODE_VERSION_TAG: code_version()})
         # under `mlflow run` the parameters given are already logged, as typed (`1` for 1.0)
         given = run.data.params

@@ -27,7 +27,7 @@ import mlflow
 from entry_points.cli import ShopArgs, UpstreamError, parse_configs, run_cli
 from entry_points.comparison import log_comparison
 from entry_points.predictor_registry import predicted_scores, selection_predictor
-from entry_points.runs import PHASE_TAG, executor_metrics, log_metrics, start_phase
+from entry_points.runs import PHASE_TAG, TrackingArgs, executor_metrics, log_metrics, start_phase
 from entry_points.upstream import label_run_rollouts, labeled_inputs
 from entry_points.workfiles import model_identity, open_work
 from teachable import selection
@@ -67,14 +67,14 @@ class SelectArgs:
     device: str = field(default="", metadata={"help": "cpu, cuda, ... (empty: cuda when available)"})
 
 
-CONFIG = (SelectArgs, ShopArgs, selection.SelectConfig, EvalConfig, FeatureConfig, LoraRecipe)
+CONFIG = (SelectArgs, ShopArgs, selection.SelectConfig, EvalConfig, FeatureConfig, LoraRecipe, TrackingArgs)
 
 
 def train_cell(cell: tuple[str, int, int | None], selected: list[LabeledSnapshot], renderer: PromptRenderer,
                base_model: str, shop: Shop, sets: Any, base_rows: list[dict[str, Any]], configs: tuple,
                folder: Path, executor: Executor) -> dict[str, Any]:
     """Teach one selection in its own nested run; return its summary row (plus the selected ids)."""
-    args, _, _, config, _, recipe = configs
+    args, _, _, config, _, recipe, _ = configs
     method, k, seed = cell
     name = selection.cell_name(method, k, seed)
     tags = {"method": method, "K": str(k), "seed": "" if seed is None else str(seed), PHASE_TAG: "select_cell"}
@@ -95,7 +95,7 @@ def teach_selections(configs: tuple, pool: list[LabeledSnapshot], scores: dict[s
                      base_model: str, shop: Shop, sets: Any, work: Path,
                      executor: Executor) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Evaluate the base (once) and teach and evaluate every cell not done in `work`: (cell entries, base rows)."""
-    args, _, select_config, config, _, _ = configs
+    args, _, select_config, config, _, _, _ = configs
     base_rows, _ = cached_json(work / "base_rows.json", lambda: compare_to_base(
         shop, {BASE: policy_spec(base_model, config, device=args.device)}, sets, config, executor).rows)
     renderer = PromptRenderer.from_pretrained(base_model)  # prompts as the model was trained
@@ -106,7 +106,7 @@ def teach_selections(configs: tuple, pool: list[LabeledSnapshot], scores: dict[s
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    configs = args, shop_args, select_config, config, features, _ = parse_configs(CONFIG, argv, __doc__)
+    configs = args, shop_args, select_config, config, features, _, _ = parse_configs(CONFIG, argv, __doc__)
     with start_phase(PHASE, configs), ExitStack() as stack:
         label_run_id, records, base_model = labeled_inputs(args.label_run, args.student)
         upstream = {"label": label_run_id, "student": model_identity(args.student, base_model)}

@@ -28,18 +28,18 @@ import mlflow
 
 from entry_points.cli import ShopArgs, parse_configs, run_cli
 from entry_points.lm_registry import CANDIDATE, STUDENT_MODEL, log_student, set_alias
-from entry_points.runs import log_metrics, log_series, start_phase
+from entry_points.runs import TrackingArgs, log_metrics, log_series, start_phase
 from teachable.student import TINY, StudentConfig, competence, train_student
 
 PHASE = "student"
-CONFIG = (ShopArgs, StudentConfig)
+CONFIG = (ShopArgs, StudentConfig, TrackingArgs)
 REGISTERED_NAME = STUDENT_MODEL
 COMPETENCE_TAG = "teachable.competence"
 log = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    configs = shop_args, config = parse_configs(CONFIG, argv, __doc__)
+    configs = shop_args, config, _ = parse_configs(CONFIG, argv, __doc__)
     with start_phase(PHASE, configs):
         shop = shop_args.load()
         with tempfile.TemporaryDirectory() as tmp:

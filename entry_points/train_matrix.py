@@ -25,7 +25,7 @@ import mlflow
 
 from entry_points.cli import parse_configs, run_cli
 from entry_points.lm_registry import ADAPTER_MODEL, base_reference, log_adapter
-from entry_points.runs import PHASE_TAG, log_metrics, start_phase
+from entry_points.runs import PHASE_TAG, TrackingArgs, log_metrics, start_phase
 from entry_points.upstream import labeled_inputs
 from entry_points.workfiles import model_identity, open_work
 from teachable.names import TRAINING_SUMMARY
@@ -48,7 +48,7 @@ class MatrixArgs:
     student: str = field(default="label", metadata={"help": "base model: label (the label run's student), latest, a run id, models:/..., or a folder"})
 
 
-CONFIG = (MatrixArgs, MatrixConfig, LoraRecipe)
+CONFIG = (MatrixArgs, MatrixConfig, LoraRecipe, TrackingArgs)
 
 
 def train_cell(cell: str, records: list[LabeledSnapshot], renderer: PromptRenderer, base_model: str, base_ref: str,
@@ -82,7 +82,7 @@ def train_cell(cell: str, records: list[LabeledSnapshot], renderer: PromptRender
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    configs = args, config, recipe = parse_configs(CONFIG, argv, __doc__)
+    configs = args, config, recipe, _ = parse_configs(CONFIG, argv, __doc__)
     with start_phase(PHASE, configs), ExitStack() as stack:
         label_run_id, records, base_model = labeled_inputs(args.label_run, args.student)
         work = stack.enter_context(open_work(

@@ -34,7 +34,7 @@ from entry_points.predictor_registry import (
     VALIDATION_TAG,
     log_predictor,
 )
-from entry_points.runs import log_metrics, start_phase
+from entry_points.runs import TrackingArgs, log_metrics, start_phase
 from entry_points.upstream import read_records, resolve_upstream
 from teachable.features import FeatureConfig, feature_fingerprint
 from teachable.names import LABELED_SNAPSHOTS, PREDICTOR_METRICS, PREDICTOR_SPLIT, RANKING_CURVES
@@ -54,7 +54,7 @@ class PredictorArgs:
     label_run: str = field(default="latest", metadata={"help": "label run: latest or a run id"})
 
 
-CONFIG = (PredictorArgs, PredictorConfig, FeatureConfig, PredictorSettings)
+CONFIG = (PredictorArgs, PredictorConfig, FeatureConfig, PredictorSettings, TrackingArgs)
 
 
 def write_tables(result: PredictorResult, out: Path) -> None:
@@ -69,7 +69,7 @@ def write_tables(result: PredictorResult, out: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    configs = args, config, features, settings = parse_configs(CONFIG, argv, __doc__)
+    configs = args, config, features, settings, _ = parse_configs(CONFIG, argv, __doc__)
     with start_phase(PHASE, configs):
         up = resolve_upstream("label", args.label_run, "label_run")
         records = read_jsonl(read_records(up.run_id, LABELED_SNAPSHOTS, f"label_run={args.label_run!r}",

@@ -37,7 +37,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from entry_points.cli import PhaseError, UpstreamError, config_params
-from entry_points.runs import PHASE_TAG, PROJECT_ROOT, code_version, tracking_uri
+from entry_points.runs import (
+    OBSERVATION_PARAMS,
+    PHASE_TAG,
+    PROJECT_ROOT,
+    code_version,
+    tracking_uri,
+)
 from teachable.models import folder_fingerprint
 
 log = logging.getLogger(__name__)
@@ -86,7 +92,7 @@ def work_key(phase: str, config: Any, upstream: Mapping[str, str]) -> str:
     """The key of a phase's work folder: its phase, keyed parameters and upstream identities."""
     from teachable.executor import EXECUTOR_FIELDS
 
-    unkeyed = UNKEYED_FIELDS | set(EXECUTOR_FIELDS)
+    unkeyed = UNKEYED_FIELDS | OBSERVATION_PARAMS | set(EXECUTOR_FIELDS)
     params = {k: v for k, v in config_params(config).items() if k not in unkeyed}
     return hashlib.sha256(json.dumps([phase, params, dict(upstream)], sort_keys=True).encode()).hexdigest()[:16]
 

@@ -275,3 +275,13 @@ def test_a_command_reports_bad_input_without_a_traceback(mlflow_store: str) -> N
     assert run.info.status == "FAILED"  # the run shows the failure too
     # the errors of a bug are not among them: those keep their traceback
     assert cli.user_errors() and not issubclass(TypeError, cli.user_errors())
+
+
+def test_the_work_key_ignores_how_a_run_is_observed() -> None:
+    from entry_points.runs import TrackingArgs
+    from entry_points.workfiles import work_key
+    from teachable.mining import MiningConfig
+
+    on = work_key("mine", (MiningConfig(), TrackingArgs()), {"rollouts": "r" * 32})
+    assert on == work_key("mine", (MiningConfig(), TrackingArgs(system_metrics=False)), {"rollouts": "r" * 32})
+    assert on != work_key("mine", (MiningConfig(offsets="1"), TrackingArgs()), {"rollouts": "r" * 32})

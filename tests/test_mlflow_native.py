@@ -97,7 +97,13 @@ def test_phase_runs_log_system_metrics_until_they_end(mlflow_store: str, monkeyp
     assert not monitor_threads()
     assert "system/cpu_utilization_percentage" in MlflowClient().get_run(run.info.run_id).data.metrics
 
-    monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
+    # off with the phase's parameter (system_metrics=false), logged as a parameter of the run
+    with phase_runs.start_phase("rollouts", (Tiny(), phase_runs.TrackingArgs(system_metrics=False))) as run:
+        assert not monitor_threads()
+    off = MlflowClient().get_run(run.info.run_id).data
+    assert off.params["system_metrics"] == "false" and not [k for k in off.metrics if k.startswith("system/")]
+
+    monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")  # or with MLflow's own switch
     with phase_runs.start_phase("rollouts", Tiny()) as run:
         assert not monitor_threads()
     assert not [k for k in MlflowClient().get_run(run.info.run_id).data.metrics if k.startswith("system/")]

@@ -104,6 +104,9 @@ def test_reuse_needs_phase_params_code_and_upstream(mlflow_store: str) -> None:
     run = MlflowClient().get_run(good)
     assert mismatch(run, params, {"rollouts": "x" * 32}, code_version()).startswith("upstream rollouts")
     assert mismatch(run, params, {"rollouts": rollouts}, "v0") == "another code version"
+    # how a run was observed changes none of its results: system metrics off reuses a run that had them on
+    assert params["system_metrics"] == "true"
+    assert mismatch(run, {**params, "system_metrics": "false"}, {"rollouts": rollouts}, code_version()) is None
     promoted = logged("promote", {"version": ""}, {PIPELINE_UPSTREAM_TAG: json.dumps({"train_predictor": rollouts})})
     assert find_reusable([exp], "promote", {"version": ""}, {"train_predictor": rollouts}, code_version()).info.run_id \
         == promoted
