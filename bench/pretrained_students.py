@@ -90,7 +90,7 @@ def main() -> None:
            "MLFLOW_EXPERIMENT_NAME": "teachable"}
     rows = [variant("as is (epochs=0)", ["--epochs", "0"], opts, env),
             variant(f"LoRA clone ({opts.clone_steps} steps)", ["--train_steps", str(opts.clone_steps),
-                                                               "--batch_size", "4", "--search_goals", "200"], opts, env)]
+                                                               "--train_batch_size", "4", "--search_goals", "200"], opts, env)]
     print(f"\n{opts.base}: {opts.eval_goals} dev goals, rollouts on {opts.goals} train goals, label on "
           f"{opts.snapshots} snapshots (store {store})\n")
     print("| variant | dev success, sampled | dev success, greedy | rollouts success | searches (rewritten / "

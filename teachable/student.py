@@ -69,7 +69,7 @@ class StudentConfig:
     epochs: float = field(default=5.0, metadata={"help": "passes over the demonstrations (0: use the base model as it is)"})
     train_steps: int = field(default=-1, metadata={"help": "optimiser steps (overrides epochs when > 0)"})
     learning_rate: float = field(default=3e-3, metadata={"help": "learning rate of the tiny model (linear warm-up and decay)"})
-    batch_size: int = field(default=16, metadata={"help": "demonstrations per optimiser step"})
+    train_batch_size: int = field(default=16, metadata={"help": "demonstrations per optimiser step"})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank when cloning onto a pretrained base (the adapters' recipe)"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha when cloning onto a pretrained base"})
     lora_learning_rate: float = field(default=2e-3, metadata={"help": "learning rate of the LoRA clone of a pretrained base"})
@@ -110,7 +110,7 @@ class StudentConfig:
             raise ValueError(f"train_steps must be -1 (train for `epochs`) or >= 1, got {self.train_steps}.")
         if self.search_goals < 0 or self.few_shot < 0:
             raise ValueError(f"search_goals ({self.search_goals}) and few_shot ({self.few_shot}) must be >= 0.")
-        for name in ("n_train_goals", "batch_size", "vocab_size", "hidden_size", "num_layers", "num_heads", "max_steps",
+        for name in ("n_train_goals", "train_batch_size", "vocab_size", "hidden_size", "num_layers", "num_heads", "max_steps",
                      "lora_r", "lora_alpha"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
@@ -375,7 +375,7 @@ def clone_recipe(config: StudentConfig) -> Any:
 
     return LoraRecipe(lora_r=config.lora_r, lora_alpha=config.lora_alpha, learning_rate=config.lora_learning_rate,
                       epochs=config.epochs if config.epochs > 0 else 1.0, train_steps=config.train_steps,
-                      train_batch_size=config.batch_size)
+                      train_batch_size=config.train_batch_size)
 
 
 def sft_settings(config: StudentConfig) -> Any:
@@ -389,7 +389,7 @@ def sft_settings(config: StudentConfig) -> Any:
     if config.base_model == TINY:
         return SFTSettings(method="full", learning_rate=config.learning_rate, weight_decay=0.01,
                            epochs=config.epochs if config.epochs > 0 else 1.0, max_steps=config.train_steps,
-                           batch_size=config.batch_size, **trainer)
+                           batch_size=config.train_batch_size, **trainer)
     return clone_recipe(config).sft_settings(**trainer, gradient_checkpointing=config.gradient_checkpointing)
 
 

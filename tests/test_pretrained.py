@@ -179,7 +179,7 @@ def test_a_long_context_is_cut_to_fit_with_a_count(chat_models, small_shop) -> N
 
 
 def cfg(base: str, **kw) -> StudentConfig:
-    settings = dict(n_train_goals=6, search_goals=6, eval_goals=2, max_steps=5, batch_size=4,
+    settings = dict(n_train_goals=6, search_goals=6, eval_goals=2, max_steps=5, train_batch_size=4,
                     max_observation_chars=300, device="cpu")
     return StudentConfig(base_model=base, **{**settings, **kw})
 

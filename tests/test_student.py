@@ -10,7 +10,7 @@ from teachable.policy.lm import LMPolicy
 from teachable.rollouts import goal_specs, run_episodes, sample_goals
 from teachable.student import NoisyExpert, StudentConfig, demonstrations, train_student
 
-TINY = dict(n_train_goals=12, epochs=3.0, batch_size=8, vocab_size=400, hidden_size=32, num_layers=2,
+TINY = dict(n_train_goals=12, epochs=3.0, train_batch_size=8, vocab_size=400, hidden_size=32, num_layers=2,
             num_heads=2, eval_goals=4, max_steps=8, max_observation_chars=600)
 
 
