@@ -140,6 +140,19 @@ def parse_configs(specs: Sequence[Any], argv: Sequence[str] | None = None, descr
         raise  # unreachable: parser.error exits
 
 
+def config_of(configs: Sequence[Any], cls: type[C]) -> C:
+    """The one config of type `cls` among a phase's parsed configs (so a helper does not depend
+    on their order).
+
+    Raises:
+        LookupError: none or several of `configs` are a `cls`.
+    """
+    found = [c for c in configs if type(c) is cls]
+    if len(found) != 1:
+        raise LookupError(f"{len(found)} configs of type {cls.__name__} among {[type(c).__name__ for c in configs]}.")
+    return found[0]
+
+
 def config_params(configs: Any) -> dict[str, str]:
     """A config, or the configs of a phase, as MLflow params (None -> empty string, booleans
     lower-case as on the command line)."""

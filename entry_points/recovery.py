@@ -23,7 +23,7 @@ from pathlib import Path
 
 import mlflow
 
-from entry_points.cli import ShopArgs, parse_configs, run_cli
+from entry_points.cli import ShopArgs, config_of, parse_configs, run_cli
 from entry_points.comparison import log_comparison
 from entry_points.lm_registry import ADAPTER_MODEL, base_reference, log_adapter
 from entry_points.runs import TrackingArgs, executor_metrics, log_metrics, log_series, start_phase
@@ -59,7 +59,7 @@ CONFIG = (RecoveryArgs, ShopArgs, RecoveryConfig, EvalConfig, LoraRecipe, Tracki
 def train_and_register(configs: tuple, records: list[LabeledSnapshot], shop: Shop, base_model: str, adapter: Path,
                        tmp: Path) -> None:
     """Export the expert continuations, train the recovery adapter into `adapter`, log and register it."""
-    args, _, config, episodes, recipe, _ = configs
+    args, config, episodes, recipe = (config_of(configs, cls) for cls in (RecoveryArgs, RecoveryConfig, EvalConfig, LoraRecipe))
     renderer = PromptRenderer.from_pretrained(base_model)  # prompts as the model was trained
     examples, counts = export_recovery(records, shop, config, episodes, render=renderer.prompt,
                                        complete=renderer.completion)

@@ -24,7 +24,7 @@ from typing import Any
 
 import mlflow
 
-from entry_points.cli import ShopArgs, UpstreamError, parse_configs, run_cli
+from entry_points.cli import ShopArgs, UpstreamError, config_of, parse_configs, run_cli
 from entry_points.comparison import log_comparison
 from entry_points.predictor_registry import predicted_scores, selection_predictor
 from entry_points.runs import PHASE_TAG, TrackingArgs, executor_metrics, log_metrics, start_phase
@@ -74,7 +74,7 @@ def train_cell(cell: tuple[str, int, int | None], selected: list[LabeledSnapshot
                base_model: str, shop: Shop, sets: Any, base_rows: list[dict[str, Any]], configs: tuple,
                folder: Path, executor: Executor) -> dict[str, Any]:
     """Teach one selection in its own nested run; return its summary row (plus the selected ids)."""
-    args, _, _, config, _, recipe, _ = configs
+    args, config, recipe = (config_of(configs, cls) for cls in (SelectArgs, EvalConfig, LoraRecipe))
     method, k, seed = cell
     name = selection.cell_name(method, k, seed)
     tags = {"method": method, "K": str(k), "seed": "" if seed is None else str(seed), PHASE_TAG: "select_cell"}
@@ -95,7 +95,7 @@ def teach_selections(configs: tuple, pool: list[LabeledSnapshot], scores: dict[s
                      base_model: str, shop: Shop, sets: Any, work: Path,
                      executor: Executor) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Evaluate the base (once) and teach and evaluate every cell not done in `work`: (cell entries, base rows)."""
-    args, _, select_config, config, _, _, _ = configs
+    args, select_config, config = (config_of(configs, cls) for cls in (SelectArgs, selection.SelectConfig, EvalConfig))
     base_rows, _ = cached_json(work / "base_rows.json", lambda: compare_to_base(
         shop, {BASE: policy_spec(base_model, config, device=args.device)}, sets, config, executor).rows)
     renderer = PromptRenderer.from_pretrained(base_model)  # prompts as the model was trained

@@ -12,7 +12,14 @@ from mlflow.tracking import MlflowClient
 
 from entry_points import cli, upstream
 from entry_points import runs as phase_runs
-from entry_points.cli import ShopArgs, UpstreamError, config_fields, config_params, parse_configs
+from entry_points.cli import (
+    ShopArgs,
+    UpstreamError,
+    config_fields,
+    config_of,
+    config_params,
+    parse_configs,
+)
 from entry_points.runs import start_phase
 from entry_points.upstream import resolve_model, resolve_upstream
 from teachable.records import Snapshot, Trajectory, read_jsonl
@@ -71,6 +78,9 @@ def test_composed_configs_share_a_flag_and_take_instance_defaults(capsys: pytest
     assert config_params((shop, other, seeded)) == {"data_dir": "/d", "n": "100", "seed": "7", "lr": "0.5"}
     with pytest.raises(TypeError, match="different defaults"):
         config_fields((Other, Seeded(seed=1)))
+    assert config_of((shop, other, seeded), Seeded) is seeded
+    with pytest.raises(LookupError, match="0 configs of type Demo"):
+        config_of((shop, other, seeded), Demo)
     with pytest.raises(SystemExit):
         parse_configs((Seeded, Demo), ["--n", "-1"])  # each config checks its own values
     assert "n must be >= 0" in capsys.readouterr().err
