@@ -249,7 +249,7 @@ def test_label_resumes_after_a_crash_and_logs_everything(mlflow_store: str, smal
 
 def test_student_then_rollouts_through_mlflow_projects(mlflow_store: str, small_data_dir: Path) -> None:
     student = run_phase("student", data_dir=str(small_data_dir), n_train_goals=10, search_goals=20, epochs=1,
-                        batch_size=8, vocab_size=400, hidden_size=32, num_layers=2, num_heads=2, eval_goals=3,
+                        train_batch_size=8, vocab_size=400, hidden_size=32, num_layers=2, num_heads=2, eval_goals=3,
                         max_steps=6, max_observation_chars=400)
     m = student.data.metrics
     assert m["expert_success_rate"] == 1.0 and 0 <= m["heldout_success_rate"] <= 1 and m["n_demonstrations"] > 30

@@ -53,7 +53,7 @@ def test_the_student_phase_registers_a_pyfunc_as_candidate(mlflow_store: str, sm
     from entry_points import promote, student
 
     student.main(["--data_dir", str(small_data_dir), "--n_train_goals", "10", "--search_goals", "20", "--epochs", "1",
-                  "--batch_size", "8", "--vocab_size", "400", "--hidden_size", "32", "--num_layers", "2",
+                  "--train_batch_size", "8", "--vocab_size", "400", "--hidden_size", "32", "--num_layers", "2",
                   "--num_heads", "2", "--eval_goals", "3", "--max_steps", "6", "--max_observation_chars", "400"])
     client = MlflowClient()
     version = client.get_model_version_by_alias(STUDENT_MODEL, "candidate")
